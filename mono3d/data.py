@@ -18,7 +18,8 @@ from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, PREEM
 __all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',
            'SHAPE_EXTENT', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'DatasetConfig', 'sample_uniforms',
            'trajectories', 'object_radii', 'cameras_for', 'hsv_to_rgb', 'object_colours', 'render_frames',
-           'sample_metadata', 'render_videos', 'write_shard', 'generate_dataset']
+           'sample_metadata', 'render_videos', 'write_shard', 'generate_dataset', 'videos_to_float', 'VideoDataset',
+           'load_dataset']
 
 # %% ../nbs/02_data.ipynb #c006
 CLASSES = ('linear', 'circular', 'helical', 'parabolic')
@@ -393,3 +394,78 @@ def generate_dataset(out_dir, num_samples: int, checkpoint_interval: int = 1000,
                     for fu in fin: committed(*pending.pop(fu), fu.result())
                 stop.check()
     return prog.state()
+
+# %% ../nbs/02_data.ipynb #c032
+def videos_to_float(videos) -> torch.Tensor:
+    "uint8 videos `(..., T, H, W, 3)` → float tensor `(..., 3, T, H, W)` in [0, 1] (the tokenizer's layout)."
+    v = torch.as_tensor(videos)
+    if v.dtype != torch.uint8: raise TypeError(f'videos must be uint8, got {v.dtype}')
+    if v.ndim < 4 or v.shape[-1] != 3: raise ValueError(f'videos must have shape (..., T, H, W, 3), got {tuple(v.shape)}')
+    return v.movedim(-1, -4).float().div_(255)
+
+_SMALL = ('labels', 'sample_ids', 'trajectory_3d', 'centers_2d', 'radii_px', 'projections', 'shapes', 'colours',
+          'object_radius', 'equations', 'descriptions')
+
+class VideoDataset(torch.utils.data.Dataset):
+    "Indexed access to a generated dataset; `camera=None` returns every view, an int one view."
+    def __init__(self, directory, verify: bool = True, camera: int | None = 0, cache_bytes: int = 2 << 30):
+        self.dir = Path(directory)
+        p = self.dir / DATASET_JSON
+        if not p.is_file(): raise FileNotFoundError(f'{self.dir} is not a mono3d dataset: it has no {DATASET_JSON}')
+        cfg = json.loads(p.read_text())
+        self.config = DatasetConfig(**{k: (tuple(v) if k == 'background' else v) for k, v in cfg.items() if k != 'generator_version'})
+        if camera is not None: _check_int('camera', camera, 0, self.config.cameras - 1, f' (the dataset has {self.config.cameras} views)')
+        self.camera = camera
+        store = CheckpointStore(self.dir, SHARD_PREFIX)
+        shards = []
+        for i in store.indices():
+            m, why = store.validate(i) if verify else (json.loads(store.manifest_path(i).read_text()), '')
+            if m is None: raise ValueError(f'shard {store.name(i)} in {self.dir} is corrupt ({why}); '
+                                           f'run `mono3d generate {self.dir} ...` again to regenerate it')
+            shards.append((m['index'], m['meta']['count'], store.path(i, '.npz')))
+        if not shards: raise ValueError(f'{self.dir} holds no committed shards yet')
+        pos = 0
+        for start, count, _ in shards:
+            if start != pos: raise ValueError(f'{self.dir} is incomplete: samples {pos}..{start - 1} are missing; '
+                                              f'run `mono3d generate` on it again to fill the gap')
+            pos = start + count
+        self.shards = shards
+        self.shard_ranges = [(s, s + c) for s, c, _ in shards]
+        self._starts = np.array([s for s, _, _ in shards])
+        small = {k: [] for k in _SMALL}
+        for _, _, path in shards:
+            with np.load(path) as z:
+                for k in _SMALL: small[k].append(z[k])
+        for k, v in small.items(): setattr(self, k, np.concatenate(v))
+        per_shard = max(c for _, c, _ in shards) * self.config.cameras * self.config.frames * self.config.image_size ** 2 * 3
+        self._cache, self._cache_max = OrderedDict(), max(1, cache_bytes // max(per_shard, 1))
+
+    def __len__(self): return len(self.labels)
+    def __repr__(self):
+        c = self.config
+        return (f'VideoDataset({len(self)} samples, {len(self.shards)} shards, {c.cameras} camera(s) x {c.frames} frames '
+                f'x {c.image_size}x{c.image_size}, dir={str(self.dir)!r})')
+
+    def _shard_videos(self, k: int) -> np.ndarray:
+        if k in self._cache: self._cache.move_to_end(k)
+        else:
+            with np.load(self.shards[k][2]) as z: self._cache[k] = z['videos']
+            while len(self._cache) > self._cache_max: self._cache.popitem(last=False)
+        return self._cache[k]
+
+    def video_uint8(self, i: int) -> np.ndarray:
+        "Raw video of sample `i`: `(T, H, W, 3)` for one camera, `(V, T, H, W, 3)` for all."
+        if not -len(self) <= i < len(self): raise IndexError(f'sample index {i} out of range for {len(self)} samples')
+        i = int(i) % len(self)
+        k = int(np.searchsorted(self._starts, i, side='right') - 1)
+        v = self._shard_videos(k)[i - self.shards[k][0]]
+        return v if self.camera is None else v[self.camera]
+
+    def __getitem__(self, i: int) -> dict:
+        return {'video': videos_to_float(self.video_uint8(i)), 'label': int(self.labels[i]),
+                'trajectory_3d': torch.from_numpy(self.trajectory_3d[i]), 'sample_id': int(self.sample_ids[i]),
+                'equation': str(self.equations[i]), 'description': str(self.descriptions[i])}
+
+def load_dataset(directory, verify: bool = True, camera: int | None = 0, cache_bytes: int = 2 << 30) -> VideoDataset:
+    "Open a generated dataset, checking every shard's sha256 (`verify`) and that no samples are missing."
+    return VideoDataset(directory, verify=verify, camera=camera, cache_bytes=cache_bytes)

@@ -12,7 +12,7 @@ from .checkpoint import atomic_write, utc_now
 
 # %% auto #0
 __all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'PROGRESS_TXT', 'PROGRESS_JSON', 'format_duration',
-           'read_progress', 'StopRequested', 'GracefulStop', 'ProgressFile']
+           'read_progress', 'StopRequested', 'GracefulStop', 'ProgressFile', 'effective_status', 'progress_summary']
 
 # %% ../nbs/01_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
@@ -194,3 +194,30 @@ class ProgressFile:
         elif isinstance(exc, (StopRequested, KeyboardInterrupt)): self.finish(PREEMPTED, str(exc) or 'interrupted')
         else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
         return False
+
+# %% ../nbs/01_progress.ipynb #c018
+def _parse_utc(ts: str) -> float:
+    import calendar
+    return calendar.timegm(time.strptime(ts, '%Y-%m-%dT%H:%M:%SZ'))
+
+def effective_status(s: dict, now: float | None = None) -> str:
+    "The recorded status, or `STALLED` when a RUNNING job's heartbeat is older than 3 intervals."
+    now = time.time() if now is None else now
+    if s.get('status') == RUNNING and now - _parse_utc(s['updated_at']) > 3 * float(s.get('heartbeat_every', 30)): return 'STALLED'
+    return s.get('status', 'UNKNOWN')
+
+def progress_summary(s: dict, now: float | None = None) -> str:
+    "A compact, human summary of a `progress.json` state."
+    now = time.time() if now is None else now
+    ago = format_duration(now - _parse_utc(s['updated_at']))
+    st = effective_status(s, now)
+    rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'n/a'
+    lines = [f"{s['job']} {s['directory']}",
+             f"  status:   {st}" + (f" (recorded {s['status']}; no heartbeat for {ago})" if st == 'STALLED' else '')
+             + (f" - {s['message']}" if s.get('message') else ''),
+             f"  progress: {s['done']}/{s['total']} {s['unit']} ({s['percent']:.1f}%), rate {rate}, ETA {format_duration(s.get('eta_seconds'))}",
+             f"  updated:  {s['updated_at']} ({ago} ago) on {s['host']} pid {s['pid']}, restarts {s['restarts']}",
+             f"  last checkpoint: {s.get('last_checkpoint') or 'none'}"]
+    if s.get('metrics'):
+        lines.append('  metrics:  ' + ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in s['metrics'].items()))
+    return '\n'.join(lines)

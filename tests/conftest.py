@@ -1,0 +1,38 @@
+"Shared helpers for the long-running-process suite: run the real CLI in a subprocess and inspect its files."
+import hashlib, json, os, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+
+def cli_cmd(*args):
+    return [sys.executable, '-m', 'mono3d.cli', *map(str, args)]
+
+
+def run_cli(*args, timeout=600):
+    "Run `mono3d ARGS` to completion; returns the CompletedProcess (text output)."
+    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+
+
+def start_cli(*args, **kw):
+    "Start `mono3d ARGS` in the background (stdout/stderr to files in the job's parent when given)."
+    return subprocess.Popen(cli_cmd(*args), env={**os.environ, 'PYTHONUNBUFFERED': '1'}, **kw)
+
+
+def shard_hashes(d):
+    "{file name: sha256} of every shard in a dataset directory."
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(d).glob('checkpoint_*.npz'))}
+
+
+def read_json(p):
+    return json.loads(Path(p).read_text())
+
+
+def wait_for(pred, timeout=60.0, every=0.02):
+    "Poll `pred` until it returns a truthy value (returned) or fail after `timeout` seconds."
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = pred()
+        if v: return v
+        time.sleep(every)
+    raise AssertionError(f'condition not met within {timeout}s')
