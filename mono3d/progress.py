@@ -114,6 +114,7 @@ class ProgressFile:
                 'rate': self.rate, 'eta_seconds': eta,
                 'eta_at': None if eta is None else time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + eta)),
                 'started_at': self.started_at, 'process_started_at': self.process_started_at, 'updated_at': utc_now(),
+                'updated_unix': round(time.time(), 3),
                 'restarts': self.restarts, 'last_checkpoint': self.last_checkpoint, 'pid': os.getpid(),
                 'host': socket.gethostname(), 'heartbeat_every': self.heartbeat_every, 'metrics': self.metrics}
 
@@ -203,13 +204,14 @@ def _parse_utc(ts: str) -> float:
 def effective_status(s: dict, now: float | None = None) -> str:
     "The recorded status, or `STALLED` when a RUNNING job's heartbeat is older than 3 intervals."
     now = time.time() if now is None else now
-    if s.get('status') == RUNNING and now - _parse_utc(s['updated_at']) > 3 * float(s.get('heartbeat_every', 30)): return 'STALLED'
+    updated = s.get('updated_unix') or _parse_utc(s['updated_at'])   # the float is finer than the text stamp
+    if s.get('status') == RUNNING and now - updated > 3 * float(s.get('heartbeat_every', 30)): return 'STALLED'
     return s.get('status', 'UNKNOWN')
 
 def progress_summary(s: dict, now: float | None = None) -> str:
     "A compact, human summary of a `progress.json` state."
     now = time.time() if now is None else now
-    ago = format_duration(now - _parse_utc(s['updated_at']))
+    ago = format_duration(now - (s.get('updated_unix') or _parse_utc(s['updated_at'])))
     st = effective_status(s, now)
     rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'n/a'
     lines = [f"{s['job']} {s['directory']}",

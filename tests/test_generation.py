@@ -196,13 +196,13 @@ def test_workers_do_not_change_the_bytes(tmp_path):
 
 def test_status_reports_complete_and_stalled(tmp_path):
     out = tmp_path / 'ds'
-    proc = start_cli('generate', out, '--num-samples', 16000, '--checkpoint-interval', 500, '--heartbeat-every', 0.2,
+    proc = start_cli('generate', out, '--num-samples', 16000, '--checkpoint-interval', 500, '--heartbeat-every', 1,
                      '--no-bar', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json')['done'] > 0, timeout=60)
     r = run_cli('status', out)
     assert r.returncode == 0 and 'status:   RUNNING' in r.stdout
     os.kill(proc.pid, signal.SIGKILL); proc.wait()
-    time.sleep(1.5)   # more than 3 heartbeats of 0.2 s without an update
+    time.sleep(3.5)   # more than 3 heartbeats of 1 s without an update
     r = run_cli('status', out)
     assert 'STALLED' in r.stdout and 'recorded RUNNING' in r.stdout
     r = run_cli('status', out, '--json')
