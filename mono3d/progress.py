@@ -155,7 +155,10 @@ class ProgressFile:
             self.done = int(done)
         if metrics: self.metrics.update(metrics)
         if last_checkpoint is not None: self.last_checkpoint, force = last_checkpoint, True
-        if force or time.monotonic() - self._last_write >= self.write_every: self.write()
+        if force or time.monotonic() - self._last_write >= self.write_every:
+            try: self.write()
+            except OSError as e:   # reporting must never kill the job it reports on (e.g. a full disk)
+                print(f'[progress] could not write {PROGRESS_TXT}: {e}', file=sys.stderr, flush=True)
 
     def heartbeat_line(self) -> str:
         s = self.state()

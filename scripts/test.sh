@@ -17,7 +17,7 @@ fi
 echo "== README.md from nbs/index.ipynb"
 python scripts/make_readme.py --check
 echo "== nbdev_test"
-nbdev_test --n_workers 2 --do_print
+nbdev_test --n_workers 2 --do_print --flags slow
 echo "== pytest"
 set +e
 python -m pytest "$@"

@@ -1,0 +1,107 @@
+"""Benchmark: train the default video tokenizer on the default generated data for a fixed budget, then
+measure it on held-out videos.
+
+    python bench/tokenizer.py [--minutes 20] [--train-samples 4000] [--held-out 256] [--batch-size 8]
+                              [--lr 2e-3] [--fg-weight 20] [--data DIR] [--out DIR] [--speed-only]
+
+Prints: training-step speed (samples/s), then held-out PSNR next to the blank-frame PSNR, foreground
+PSNR, SSIM, centroid error, codebook usage and perplexity, and the time used. Targets (issue 3): PSNR
+>= blank + 12 dB, SSIM >= 0.97, centroid error <= 1 px, codebook usage >= 60 %, perplexity >= 100;
+training step >= 4 samples/s on the 2-core CPU.
+"""
+import argparse, json, os, platform, time
+from pathlib import Path
+import numpy as np
+import torch
+from mono3d.data import generate_dataset, load_dataset, videos_to_float
+from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
+from mono3d.loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
+
+
+def evaluate(tok, videos, batch=32):
+    tok.eval(); rs, cs = [], []
+    with torch.no_grad():
+        for i in range(0, len(videos), batch):
+            x = videos_to_float(videos[i:i + batch]); r, c, _ = tok(x); rs.append(r); cs.append(c)
+    return reconstruction_metrics(torch.cat(rs), videos_to_float(videos), torch.cat(cs), tok.codebook_size)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--minutes', type=float, default=20.0, help='training budget in wall-clock minutes')
+    ap.add_argument('--train-samples', type=int, default=4000)
+    ap.add_argument('--held-out', type=int, default=256)
+    ap.add_argument('--batch-size', type=int, default=8)
+    ap.add_argument('--lr', type=float, default=3e-3)
+    ap.add_argument('--fg-weight', type=float, default=20.0)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument('--data', default='runs/bench-data', help='dataset directory (generated if missing; resumable)')
+    ap.add_argument('--out', default='runs/bench-tokenizer', help='where the trained weights and metrics go')
+    ap.add_argument('--speed-only', action='store_true', help='only time 10 training steps')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    print(f'machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} '
+          f'({torch.get_num_threads()} threads), device {dev}' + (f' ({torch.cuda.get_device_name()})' if dev == 'cuda' else ''), flush=True)
+    tok = VideoTokenizer(TokenizerConfig()).to(dev)
+    print(f'tokenizer: {sum(p.numel() for p in tok.parameters()):,} parameters, grid {tok.token_grid(16, 64, 64)}, '
+          f'{tok.codebook_size} codes, {tok.bits_per_video():.0f} bits/video, compression {tok.compression_ratio():.0f}:1', flush=True)
+    opt = torch.optim.AdamW(tok.parameters(), lr=a.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    loss_fn = ReconstructionLoss(fg_weight=a.fg_weight)
+
+    if a.speed_only:
+        x = torch.rand(a.batch_size, 3, 16, 64, 64, device=dev)
+        for _ in range(2): tokenizer_step(tok, loss_fn, opt, None, x)
+        t0 = time.perf_counter()
+        for _ in range(10): tokenizer_step(tok, loss_fn, opt, None, x)
+        if dev == 'cuda': torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        print(f'training step: batch {a.batch_size} of 16x64x64, {dt / 10:.3f} s/step, {10 * a.batch_size / dt:.2f} samples/s')
+        return
+
+    n = a.train_samples + a.held_out
+    t_gen = time.perf_counter()
+    generate_dataset(a.data, n, bar=False)
+    ds = load_dataset(a.data)
+    videos = torch.from_numpy(np.stack([ds.video_uint8(i) for i in range(n)]))
+    train, held = videos[:a.train_samples], videos[a.train_samples:]       # held-out split by sample id
+    print(f'data: {a.train_samples} training + {a.held_out} held-out videos (ids {a.train_samples}..{n - 1}) '
+          f'ready in {time.perf_counter() - t_gen:.1f} s', flush=True)
+
+    # size the cosine schedule to the budget: time 5 steps on a throw-away copy first
+    probe = VideoTokenizer(tok.config).to(dev); popt = torch.optim.AdamW(probe.parameters(), lr=a.lr)
+    xb = videos_to_float(train[:a.batch_size]).to(dev); tokenizer_step(probe, loss_fn, popt, None, xb)
+    ts = time.perf_counter()
+    for _ in range(5): tokenizer_step(probe, loss_fn, popt, None, xb)
+    steps_guess = max(200, int(a.minutes * 60 / ((time.perf_counter() - ts) / 5)))
+    del probe, popt
+    print(f'schedule: warm-up 100 steps, cosine to 5% over ~{steps_guess} steps', flush=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, steps_guess, 0.05))
+    g = torch.Generator().manual_seed(a.seed)
+    t0, step, seen, t_train = time.perf_counter(), 0, 0, 0.0
+    while time.perf_counter() - t0 < a.minutes * 60:
+        idx = torch.randint(0, len(train), (a.batch_size,), generator=g)
+        x = videos_to_float(train[idx]).to(dev)
+        ts = time.perf_counter(); out = tokenizer_step(tok, loss_fn, opt, sched, x); t_train += time.perf_counter() - ts
+        step += 1; seen += a.batch_size
+        if step % 200 == 0:
+            m = evaluate(tok, held[:64])
+            print(f'step {step} ({time.perf_counter() - t0:.0f} s) loss {out["loss"]:.4f} lr {out["lr"]:.2e} | held-out[:64] {format_metrics(m)}', flush=True)
+    used = time.perf_counter() - t0
+    m = evaluate(tok, held)
+    print(f'budget: {used / 60:.1f} min, {step} steps of batch {a.batch_size}, {seen} samples seen; '
+          f'training step {seen / t_train:.2f} samples/s')
+    print(f'held-out ({len(held)} videos): {format_metrics(m)}')
+    ok = {'psnr >= blank + 12 dB': m['psnr_over_blank'] >= 12, 'ssim >= 0.97': m['ssim'] >= 0.97,
+          'centroid <= 1 px': m['centroid_err_px'] <= 1, 'usage >= 60%': m['codebook_usage'] >= 0.6, 'perplexity >= 100': m['perplexity'] >= 100}
+    print('targets: ' + ', '.join(f'{k}: {"met" if v else "NOT met"}' for k, v in ok.items()))
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    tok.cpu().save(out / 'tokenizer.safetensors')
+    (out / 'metrics.json').write_text(json.dumps({**m, 'minutes': used / 60, 'steps': step, 'batch_size': a.batch_size,
+                                                 'train_samples_per_s': seen / t_train, 'targets': ok}, indent=1))
+    print(f'weights and metrics in {out}')
+
+
+if __name__ == '__main__':
+    main()
