@@ -69,15 +69,8 @@ def main():
     print(f'data: {a.train_samples} training + {a.held_out} held-out videos (ids {a.train_samples}..{n - 1}) '
           f'ready in {time.perf_counter() - t_gen:.1f} s', flush=True)
 
-    # size the cosine schedule to the budget: time 5 steps on a throw-away copy first
-    probe = VideoTokenizer(tok.config).to(dev); popt = torch.optim.AdamW(probe.parameters(), lr=a.lr)
-    xb = videos_to_float(train[:a.batch_size]).to(dev); tokenizer_step(probe, loss_fn, popt, None, xb)
-    ts = time.perf_counter()
-    for _ in range(5): tokenizer_step(probe, loss_fn, popt, None, xb)
-    steps_guess = max(200, int(a.minutes * 60 / ((time.perf_counter() - ts) / 5)))
-    del probe, popt
-    print(f'schedule: warm-up 100 steps, cosine to 5% over ~{steps_guess} steps', flush=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, steps_guess, 0.05))
+    # the cosine schedule is sized to the budget from the speed of the first 20 real steps (warm-up runs meanwhile)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, 10 ** 9, 0.05))
     g = torch.Generator().manual_seed(a.seed)
     t0, step, seen, t_train = time.perf_counter(), 0, 0, 0.0
     while time.perf_counter() - t0 < a.minutes * 60:
@@ -85,6 +78,10 @@ def main():
         x = videos_to_float(train[idx]).to(dev)
         ts = time.perf_counter(); out = tokenizer_step(tok, loss_fn, opt, sched, x); t_train += time.perf_counter() - ts
         step += 1; seen += a.batch_size
+        if step == 20:
+            total = max(200, int(a.minutes * 60 / (t_train / 20)))
+            sched.lr_lambdas[0] = warmup_cosine(100, total, 0.05)
+            print(f'schedule: warm-up 100 steps, cosine to 5% at step {total} (sized from {t_train / 20:.3f} s/step)', flush=True)
         if step % 200 == 0:
             m = evaluate(tok, held[:64])
             print(f'step {step} ({time.perf_counter() - t0:.0f} s) loss {out["loss"]:.4f} lr {out["lr"]:.2e} | held-out[:64] {format_metrics(m)}', flush=True)
