@@ -321,11 +321,12 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
           f'{cfg.epochs} epochs = {total} steps; tokenizer {sum(p.numel() for p in model.parameters()):,} parameters, '
           f'{model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size)} tokens/video', flush=True)
     t_ckpt, t0, step0 = time.monotonic(), time.monotonic(), step
+    order_epoch, order = None, None
     with GracefulStop() as stop, prog:
         while step < total:
             # ---- one step: the batch is a pure function of (seed, epoch, cursor) -------------------------
             epoch, cursor = divmod(step, steps_per_epoch)
-            order = epoch_order(cfg.seed, epoch, len(train_ids))
+            if epoch != order_epoch: order, order_epoch = epoch_order(cfg.seed, epoch, len(train_ids)), epoch
             idx = order[cursor * cfg.batch_size:(cursor + 1) * cfg.batch_size]
             x = videos_to_float(train_u8[idx])
             try: out = tokenizer_step(model, loss_fn, opt, sched, x, clip_grad=cfg.grad_clip)
@@ -338,18 +339,12 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
                 rate = (step - step0) * cfg.batch_size / max(time.monotonic() - t0, 1e-9)
                 print(f'[train] step {step:>6}/{total} epoch {epoch + 1}/{cfg.epochs} loss {out["loss"]:.5f} '
                       f'lr {out["lr"]:.2e} {rate:.1f} samples/s', flush=True)
-            metrics = {'epoch': epoch + 1, 'loss': out['loss'], 'lr': out['lr']}
-            if history['val']:
-                v = history['val'][-1]
-                metrics.update(val_psnr=v['psnr'], blank_psnr=v['blank_psnr'], val_fg_psnr=v['fg_psnr'],
-                               val_centroid_err_px=v['centroid_err_px'], codebook_usage=v['codebook_usage'])
-            prog.update(step, metrics=metrics)
+            prog.update(step, metrics={'epoch': epoch + 1, 'loss': out['loss'], 'lr': out['lr']})
             # ---- validation, checkpoints, stop requests --------------------------------------------------
             epoch_end = step % steps_per_epoch == 0
             improved = False
             if epoch_end or (cfg.val_every_steps and step % cfg.val_every_steps == 0):
-                before = best; validate(); improved = best is not before
-                v = history['val'][-1]
+                before = best; v = validate(); improved = best is not before
                 prog.update(metrics={'val_psnr': v['psnr'], 'blank_psnr': v['blank_psnr'], 'val_fg_psnr': v['fg_psnr'],
                                      'val_centroid_err_px': v['centroid_err_px'], 'codebook_usage': v['codebook_usage']})
             due = (step % cfg.ckpt_every_steps == 0 or epoch_end or improved or step == total or stop.requested
