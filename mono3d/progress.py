@@ -12,7 +12,8 @@ from .checkpoint import atomic_write, utc_now
 
 # %% auto #0
 __all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'PROGRESS_TXT', 'PROGRESS_JSON', 'format_duration',
-           'read_progress', 'StopRequested', 'GracefulStop', 'ProgressFile', 'effective_status', 'progress_summary']
+           'read_progress', 'StopRequested', 'GracefulStop', 'run_as_command', 'ProgressFile', 'effective_status',
+           'progress_summary']
 
 # %% ../nbs/01_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
@@ -63,6 +64,19 @@ class GracefulStop:
         self._old = {}
 
 # %% ../nbs/01_progress.ipynb #c012
+def run_as_command(job: str, fn) -> int:
+    "Run `fn()` as the `mono3d JOB` command and return its exit code (an int that `fn` returns is kept)."
+    try:
+        r = fn()
+        return r if isinstance(r, int) and not isinstance(r, bool) else 0
+    except StopRequested as e:
+        print(f'[mono3d] {job} {e}: PREEMPTED; run the same command again to resume', file=sys.stderr, flush=True); return e.exit_code
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f'mono3d {job}: error: {e}', file=sys.stderr, flush=True); return 2
+    except (FloatingPointError, OSError, RuntimeError) as e:
+        print(f'mono3d {job}: failed: {e}', file=sys.stderr, flush=True); return 1
+
+# %% ../nbs/01_progress.ipynb #c015
 class ProgressFile:
     "Keeps `PROGRESS.txt` and `progress.json` of one long job current, with a heartbeat thread and a quiet bar."
     def __init__(self, directory, total: int, job: str = 'job', unit: str = 'items', done: int = 0,
@@ -199,7 +213,7 @@ class ProgressFile:
         else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
         return False
 
-# %% ../nbs/01_progress.ipynb #c018
+# %% ../nbs/01_progress.ipynb #c021
 def _parse_utc(ts: str) -> float:
     import calendar
     return calendar.timegm(time.strptime(ts, '%Y-%m-%dT%H:%M:%SZ'))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .checkpoint import CheckpointStore, atomic_write, log, utc_now
-from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE
+from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, run_as_command
 from .data import generate_dataset, load_dataset, videos_to_float, DATASET_JSON
 from .tokenizer import VideoTokenizer, TokenizerConfig
 from .loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
@@ -385,15 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
     a = vars(build_train_parser().parse_args(argv))
     d = {k: v for k, v in a.items() if v is not None and v is not False}
-    try:
-        fit(TrainConfig.from_dict(d))
-        return 0
-    except StopRequested as e:
-        print(f'[mono3d] train {e}: PREEMPTED; run the same command again to resume', file=sys.stderr, flush=True); return e.exit_code
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f'mono3d train: error: {e}', file=sys.stderr, flush=True); return 2
-    except (FloatingPointError, OSError, RuntimeError) as e:
-        print(f'mono3d train: failed: {e}', file=sys.stderr, flush=True); return 1
+    return run_as_command('train', lambda: fit(TrainConfig.from_dict(d)) and None)
 
 # %% ../nbs/05_train.ipynb #c025
 #| eval: false
