@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
-from .checkpoint import atomic_write, atomic_writer, utc_now
+from .checkpoint import atomic_write, atomic_writer, sha256_file, utc_now
 from .progress import ProgressFile, GracefulStop, StopRequested, run_as_command
 from .data import CLASSES, DATASET_JSON, generate_dataset, load_dataset, videos_to_float
 from .tokenizer import VideoTokenizer
@@ -20,11 +20,11 @@ from .loss import FG_THRESHOLD, background_colour, reconstruction_metrics, forma
 from .train import split_ids
 
 # %% auto #0
-__all__ = ['STAGES', 'NAMES', 'EvalConfig', 'stratified_split', 'confusion_matrix', 'per_class_accuracy', 'balanced_accuracy',
-           'forecast_errors', 'camera_frame_positions', 'constant_velocity_forecast', 'object_track',
-           'kinematic_features', 'conv_trunk', 'mlp', 'CodeHead', 'PixelHead', 'FeatureHead', 'predict', 'train_head',
-           'evaluate_run', 'render_report', 'plot_confusions', 'plot_reconstructions_per_class', 'plot_forecasts',
-           'build_eval_parser', 'main']
+__all__ = ['STAGES', 'RUNTIME_KEYS', 'NAMES', 'EvalConfig', 'stratified_split', 'confusion_matrix', 'per_class_accuracy',
+           'balanced_accuracy', 'forecast_errors', 'camera_frame_positions', 'constant_velocity_forecast',
+           'object_track', 'kinematic_features', 'conv_trunk', 'mlp', 'CodeHead', 'PixelHead', 'FeatureHead', 'predict',
+           'train_head', 'evaluate_run', 'render_report', 'plot_confusions', 'plot_reconstructions_per_class',
+           'plot_forecasts', 'build_eval_parser', 'main']
 
 # %% ../nbs/06_evaluate.ipynb #c006
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def kinematic_features(videos_u8, batch: int = 256) -> torch.Tensor:
 
 # %% ../nbs/06_evaluate.ipynb #c019
 def conv_trunk(cin: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv3d(cin, width, 3, padding=1), nn.GroupNorm(8, width), nn.SiLU(),
+    return nn.Sequential(nn.Conv3d(cin, width, 3, stride=(1, 2, 2), padding=1), nn.GroupNorm(8, width), nn.SiLU(),
                          nn.Conv3d(width, 2 * width, 3, stride=(1, 2, 2), padding=1), nn.GroupNorm(8, 2 * width), nn.SiLU(),
                          nn.Conv3d(2 * width, 2 * width, 3, padding=1), nn.GroupNorm(8, 2 * width), nn.SiLU(),
                          nn.AdaptiveAvgPool3d((2, 4, 4)), nn.Flatten())
@@ -281,6 +281,19 @@ def _prepare(cfg: EvalConfig):
     if frames % ft or size % fs: raise ValueError(f'{frames} frames of {size}x{size} do not divide by the tokenizer factors {tok.factors}')
     return tok, info, data_dir, frames, size, seed
 
+RUNTIME_KEYS = ('out_dir', 'threads', 'progress_every', 'heartbeat_every')   # may change between a run and its resume
+
+def _check_out_dir(out: Path, identity: dict) -> None:
+    "Finished stages are only reused for the same configuration and the same tokenizer weights; refuse otherwise."
+    p = out / 'eval.json'
+    if not p.is_file():
+        if (out / 'stages').exists(): raise ValueError(f'{out} has stages but no eval.json; refusing to reuse or overwrite them')
+        return
+    old = json.loads(p.read_text())['identity']
+    diff = [f'{k}: {old.get(k)!r} there, {v!r} now' for k, v in identity.items() if old.get(k) != v]
+    if diff: raise ValueError(f'out_dir {str(out)!r} holds an evaluation with a different configuration or tokenizer '
+                              f'({"; ".join(diff)}); use a new out_dir. Nothing was changed.')
+
 def _overlap(info: dict, ds, splits) -> dict:
     "How many evaluation videos of each split the tokenizer was trained on (None: unknown)."
     rc = info.get('run', {}).get('config')
@@ -298,7 +311,11 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     tok, info, data_dir, frames, size, data_seed = _prepare(cfg)
     out = Path(cfg.out_dir or Path(cfg.run_dir) / 'eval')
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    identity = {**{k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_KEYS},
+                'tokenizer_sha256': sha256_file(Path(cfg.run_dir) / 'tokenizer.safetensors')}
+    _check_out_dir(out, identity)
     out.mkdir(parents=True, exist_ok=True); (out / 'stages').mkdir(exist_ok=True)
+    atomic_write(out / 'eval.json', json.dumps({'identity': identity, 'updated_at': utc_now()}, indent=1))
     if not cfg.data_dir:
         generate_dataset(data_dir, cfg.num_samples, frames=frames, image_size=size, seed=data_seed, bar=False,
                          progress_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every)

@@ -157,5 +157,12 @@ def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
     assert not (tmp_path / 'e').exists()                                              # refused before touching anything
     with pytest.raises(ValueError, match='test_per_class must be an integer >= 1, got 0'):
         EvalConfig(run_dir=str(tiny_run), test_per_class=0)
+    # finished stages are never mixed with other settings: a changed budget in the same out_dir is refused
+    done = tmp_path / 'done'
+    evaluate_run(run_dir=str(tiny_run), out_dir=str(done), **TINY_EVAL)
+    before = {p.name: p.read_bytes() for p in done.rglob('*.json')}
+    with pytest.raises(ValueError, match="different configuration or tokenizer \\(head_epochs: 2 there, 3 now\\)"):
+        evaluate_run(run_dir=str(tiny_run), out_dir=str(done), **{**TINY_EVAL, 'head_epochs': 3})
+    assert {p.name: p.read_bytes() for p in done.rglob('*.json')} == before
     r = run_cli('evaluate', tmp_path / 'empty')
     assert r.returncode == 2 and 'tokenizer.safetensors' in r.stderr
