@@ -1,7 +1,7 @@
 """Benchmark: train the default video tokenizer on the default generated data for a fixed budget, then
 measure it on held-out videos.
 
-    python bench/tokenizer.py [--minutes 20] [--train-samples 4000] [--held-out 256] [--batch-size 8]
+    python bench/tokenizer.py [--minutes 20 | --steps N] [--train-samples 4000] [--held-out 256] [--batch-size 8]
                               [--lr 2e-3] [--fg-weight 20] [--data DIR] [--out DIR] [--speed-only]
 
 Prints: training-step speed (samples/s), then held-out PSNR next to the blank-frame PSNR, foreground
@@ -29,6 +29,8 @@ def evaluate(tok, videos, batch=32):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--minutes', type=float, default=20.0, help='training budget in wall-clock minutes')
+    ap.add_argument('--steps', type=int, default=None, help='training budget in steps instead of minutes (the result then does not '
+                    'depend on what else the machine is doing)')
     ap.add_argument('--train-samples', type=int, default=4000)
     ap.add_argument('--held-out', type=int, default=256)
     ap.add_argument('--batch-size', type=int, default=8)
@@ -70,15 +72,15 @@ def main():
           f'ready in {time.perf_counter() - t_gen:.1f} s', flush=True)
 
     # the cosine schedule is sized to the budget from the speed of the first 20 real steps (warm-up runs meanwhile)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, 10 ** 9, 0.05))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, a.steps or 10 ** 9, 0.05))
     g = torch.Generator().manual_seed(a.seed)
     t0, step, seen, t_train = time.perf_counter(), 0, 0, 0.0
-    while time.perf_counter() - t0 < a.minutes * 60:
+    while (step < a.steps) if a.steps else (time.perf_counter() - t0 < a.minutes * 60):
         idx = torch.randint(0, len(train), (a.batch_size,), generator=g)
         x = videos_to_float(train[idx]).to(dev)
         ts = time.perf_counter(); out = tokenizer_step(tok, loss_fn, opt, sched, x); t_train += time.perf_counter() - ts
         step += 1; seen += a.batch_size
-        if step == 20:
+        if step == 20 and not a.steps:
             total = max(200, int(a.minutes * 60 / (t_train / 20)))
             sched.lr_lambdas[0] = warmup_cosine(100, total, 0.05)
             print(f'schedule: warm-up 100 steps, cosine to 5% at step {total} (sized from {t_train / 20:.3f} s/step)', flush=True)
@@ -87,7 +89,7 @@ def main():
             print(f'step {step} ({time.perf_counter() - t0:.0f} s) loss {out["loss"]:.4f} lr {out["lr"]:.2e} | held-out[:64] {format_metrics(m)}', flush=True)
     used = time.perf_counter() - t0
     m = evaluate(tok, held)
-    print(f'budget: {used / 60:.1f} min, {step} steps of batch {a.batch_size}, {seen} samples seen; '
+    print(f'budget: {used / 60:.1f} min wall clock ({t_train / 60:.1f} min in training steps), {step} steps of batch {a.batch_size}, {seen} samples seen; '
           f'training step {seen / t_train:.2f} samples/s')
     print(f'held-out ({len(held)} videos): {format_metrics(m)}')
     ok = {'psnr >= blank + 12 dB': m['psnr_over_blank'] >= 12, 'ssim >= 0.97': m['ssim'] >= 0.97,

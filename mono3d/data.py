@@ -333,9 +333,10 @@ def _check_existing(d: Path, cfg: DatasetConfig) -> None:
 def generate_dataset(out_dir, num_samples: int, checkpoint_interval: int = 1000, frames: int = 16,
                      image_size: int = 64, cameras: int = 1, seed: int = 0, workers: int | None = None,
                      noise: float = 0.0, rotate: bool = False, progress_every: float = 30.0,
-                     heartbeat_every: float = 30.0, bar: bool = True) -> dict:
+                     heartbeat_every: float = 30.0, bar: bool = True, publish_to: str | None = None) -> dict:
     """Generate (or resume, or extend) a dataset of `num_samples` videos in `out_dir` as shards of
-    `checkpoint_interval` samples. Returns the final `progress.json` state."""
+    `checkpoint_interval` samples; `publish_to` mirrors the progress files to an fsspec URL.
+    Returns the final `progress.json` state."""
     _check_int('num_samples', num_samples, 1)
     _check_int('checkpoint_interval', checkpoint_interval, 1)
     if workers is not None: _check_int('workers', workers, 1, 256)
@@ -361,7 +362,7 @@ def generate_dataset(out_dir, num_samples: int, checkpoint_interval: int = 1000,
     n_workers = max(1, min(n_workers, len(todo))) if todo else 1
 
     prog = ProgressFile(d, total=total, job='generate', unit='samples', done=covered, write_every=progress_every,
-                        heartbeat_every=heartbeat_every, bar=bar)
+                        heartbeat_every=heartbeat_every, bar=bar, publish_to=publish_to)
     if not todo:
         prog.message = f'nothing to do: {covered} samples already generated'
         print(f'[generate] {d}: {covered} samples already generated; COMPLETE', flush=True)

@@ -47,6 +47,7 @@ class EvalConfig:
     threads: int = 0                   # torch threads; 0: all cores
     progress_every: float = 30.0
     heartbeat_every: float = 30.0
+    publish_to: str | None = None      # fsspec URL or folder that mirrors the progress files, status page and report
 
     def __post_init__(self):
         def integer(n, lo):
@@ -54,7 +55,7 @@ class EvalConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f'{n} must be an integer >= {lo}, got {v!r}')
         for n in ('run_dir',):
             if not isinstance(getattr(self, n), str) or not getattr(self, n): raise ValueError(f'{n} must be a non-empty string, got {getattr(self, n)!r}')
-        for n in ('out_dir', 'data_dir'):
+        for n in ('out_dir', 'data_dir', 'publish_to'):
             v = getattr(self, n)
             if v is not None and (not isinstance(v, str) or not v): raise ValueError(f'{n} must be a path or None, got {v!r}')
         for n, lo in (('num_samples', 8), ('test_per_class', 1), ('val_per_class', 1), ('context_frames', 1), ('head_epochs', 1),
@@ -72,7 +73,7 @@ class EvalConfig:
         names = [f.name for f in fields(cls)]
         for k in d:
             if k not in names: raise ValueError(f"unknown parameter {k!r}; expected one of: {', '.join(names)}")
-        d = {k: (str(v) if k in ('run_dir', 'out_dir', 'data_dir') and isinstance(v, os.PathLike) else v) for k, v in d.items()}
+        d = {k: (str(v) if k in ('run_dir', 'out_dir', 'data_dir', 'publish_to') and isinstance(v, os.PathLike) else v) for k, v in d.items()}
         for k in ('lr', 'progress_every', 'heartbeat_every'):
             if isinstance(d.get(k), int) and not isinstance(d.get(k), bool): d[k] = float(d[k])
         return cls(**d)
@@ -281,7 +282,7 @@ def _prepare(cfg: EvalConfig):
     if frames % ft or size % fs: raise ValueError(f'{frames} frames of {size}x{size} do not divide by the tokenizer factors {tok.factors}')
     return tok, info, data_dir, frames, size, seed
 
-RUNTIME_KEYS = ('out_dir', 'threads', 'progress_every', 'heartbeat_every')   # may change between a run and its resume
+RUNTIME_KEYS = ('out_dir', 'threads', 'progress_every', 'heartbeat_every', 'publish_to')   # may change between a run and its resume
 
 def _check_out_dir(out: Path, identity: dict) -> None:
     "Finished stages are only reused for the same configuration and the same tokenizer weights; refuse otherwise."
@@ -318,7 +319,8 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     atomic_write(out / 'eval.json', json.dumps({'identity': identity, 'updated_at': utc_now()}, indent=1))
     if not cfg.data_dir:
         generate_dataset(data_dir, cfg.num_samples, frames=frames, image_size=size, seed=data_seed, bar=False,
-                         progress_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every)
+                         progress_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every,
+                         publish_to=cfg.publish_to and cfg.publish_to.rstrip('/') + '/data')
     ds = load_dataset(data_dir)
     n = min(cfg.num_samples, len(ds))
     labels = torch.as_tensor(ds.labels[:n].astype(np.int64))
@@ -331,7 +333,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     seconds = {}
     done = sum((out / 'stages' / f'{s}.json').is_file() for s in STAGES)
     prog = ProgressFile(out, len(STAGES), job='evaluate', unit='stages', done=done, write_every=cfg.progress_every,
-                        heartbeat_every=cfg.heartbeat_every, bar=False)
+                        heartbeat_every=cfg.heartbeat_every, bar=False, publish_to=cfg.publish_to)
 
     def stage(name, fn):
         p = out / 'stages' / f'{name}.json'

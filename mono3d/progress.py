@@ -4,16 +4,17 @@
 
 # %% ../nbs/01_progress.ipynb #c003
 from __future__ import annotations
-import json, math, os, signal, socket, sys, threading, time
+import base64, html, json, math, os, re, signal, socket, sys, threading, time
 from pathlib import Path
 from typing import Any
 from tqdm import tqdm
 from .checkpoint import atomic_write, utc_now
+from .publish import Publisher, redact_url
 
 # %% auto #0
-__all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'PROGRESS_TXT', 'PROGRESS_JSON', 'format_duration',
-           'read_progress', 'StopRequested', 'GracefulStop', 'run_as_command', 'ProgressFile', 'effective_status',
-           'progress_summary']
+__all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'PROGRESS_TXT', 'PROGRESS_JSON', 'STATUS_HTML',
+           'PAGE_IMAGES_MAX_BYTES', 'format_duration', 'read_progress', 'StopRequested', 'GracefulStop',
+           'run_as_command', 'render_status_html', 'ProgressFile', 'effective_status', 'progress_summary']
 
 # %% ../nbs/01_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
@@ -27,11 +28,18 @@ def format_duration(seconds: float | None) -> str:
     d, s = divmod(s, 86400); h, s = divmod(s, 3600); m, s = divmod(s, 60)
     return (f'{d}d ' if d else '') + f'{h}:{m:02d}:{s:02d}'
 
-def read_progress(directory) -> dict:
-    "The `progress.json` of a job directory as a dict (raises `FileNotFoundError` with the path)."
-    p = Path(directory) / PROGRESS_JSON
-    if not p.is_file(): raise FileNotFoundError(f'no {PROGRESS_JSON} in {directory} (is it a mono3d job directory?)')
-    return json.loads(p.read_text())
+def read_progress(where) -> dict:
+    """The `progress.json` of a job, from its directory or from any fsspec URL it publishes to
+    (raises `FileNotFoundError` naming the place, credentials redacted)."""
+    w = str(where)
+    if '://' not in w:
+        p = Path(w) / PROGRESS_JSON
+        if not p.is_file(): raise FileNotFoundError(f'no {PROGRESS_JSON} in {w} (is it a mono3d job directory?)')
+        return json.loads(p.read_text())
+    import fsspec
+    fs, root = fsspec.core.url_to_fs(w)
+    try: return json.loads(fs.cat_file(f"{root.rstrip('/')}/{PROGRESS_JSON}"))
+    except FileNotFoundError: raise FileNotFoundError(f'no {PROGRESS_JSON} at {redact_url(w)} (is it where the job publishes?)') from None
 
 # %% ../nbs/01_progress.ipynb #c009
 class StopRequested(Exception):
@@ -77,10 +85,82 @@ def run_as_command(job: str, fn) -> int:
         print(f'mono3d {job}: failed: {e}', file=sys.stderr, flush=True); return 1
 
 # %% ../nbs/01_progress.ipynb #c015
+STATUS_HTML = 'status.html'
+PAGE_IMAGES_MAX_BYTES = 2 << 20     # plots larger than this are linked, not inlined
+
+_CSS = """
+:root{--bg:#fafafa;--fg:#1d1d1f;--mut:#6e6e73;--ok:#1a7f37;--run:#0969da;--bad:#cf222e;--warn:#9a6700}
+*{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}
+main{max-width:980px;margin:0 auto;padding:16px}h1{font-size:1.3rem;margin:.2rem 0}.dir{color:var(--mut);word-break:break-all;margin:0 0 .8rem}
+.status{display:inline-block;font-weight:700;padding:.2rem .7rem;border-radius:1rem;color:#fff;background:var(--run)}
+.status.COMPLETE{background:var(--ok)}.status.FAILED,.status.STALLED{background:var(--bad)}.status.PREEMPTED{background:var(--warn)}
+.bar{height:14px;background:#e5e5ea;border-radius:7px;overflow:hidden;margin:.8rem 0}.fill{height:100%;background:var(--run)}
+.COMPLETE~.bar .fill{background:var(--ok)}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.5rem 0}
+dt{color:var(--mut)}dd{margin:0;word-break:break-word}table{border-collapse:collapse;margin:.5rem 0}td{padding:.1rem .8rem .1rem 0}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #e5e5ea;border-radius:4px;background:#fff}
+figcaption{color:var(--mut);font-size:.85rem}@media (max-width:600px){body{font-size:14px}main{padding:10px}}
+"""
+
+_JS = """
+(function(){
+  var s=document.getElementById('status'), upd=parseFloat(s.dataset.updatedUnix), hb=parseFloat(s.dataset.heartbeat),
+      eta=s.dataset.etaSeconds===''?null:parseFloat(s.dataset.etaSeconds), rec=s.dataset.status;
+  function fmt(x){x=Math.max(0,Math.round(x));var d=Math.floor(x/86400),h=Math.floor(x%86400/3600),m=Math.floor(x%3600/60),c=x%60;
+    return (d?d+'d ':'')+h+':'+(m<10?'0':'')+m+':'+(c<10?'0':'')+c;}
+  function tick(){
+    var age=Date.now()/1000-upd; document.getElementById('ago').textContent=fmt(age)+' ago';
+    if(rec==='RUNNING'&&age>3*hb){s.textContent='STALLED';s.className='status STALLED';
+      document.getElementById('stalled').textContent='recorded RUNNING, but no heartbeat for '+fmt(age)+' (expected every '+hb+' s)';}
+    if(rec==='RUNNING'&&eta!==null){document.getElementById('eta').textContent=fmt(Math.max(0,eta-age))+' (estimated)';}
+  }
+  tick(); setInterval(tick,1000);
+})();
+"""
+
+def render_status_html(s: dict, directory=None) -> str:
+    "The status page for a `progress.json` state; the PNGs in `directory` are inlined."
+    e = lambda x: html.escape(str(x), quote=True)
+    refresh = int(min(60, max(5, float(s.get('heartbeat_every') or 30))))
+    status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
+    eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds'))
+    rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'not measured yet'
+    rows = [('Progress', f"Completed: {s['done']}/{s['total']} ({pct:.1f}%) {s['unit']}"),
+            ('ETA', f'<span id="eta">{e(eta)}</span>' + (f" (at {e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),
+            ('Rate', e(rate)), ('Last update', f"{e(s['updated_at'])} (<span id=\"ago\"></span>)"),
+            ('Last checkpoint', e(s.get('last_checkpoint') or 'none yet')),
+            ('Started', f"{e(s.get('started_at'))}, restarts {e(s.get('restarts', 0))}"),
+            ('Host', f"{e(s.get('host'))} (pid {e(s.get('pid'))}), heartbeat every {e(s.get('heartbeat_every'))} s")]
+    metrics = ''.join(f'<tr><td>{e(k)}</td><td>{e(f"{v:.6g}" if isinstance(v, float) else v)}</td></tr>'
+                      for k, v in (s.get('metrics') or {}).items())
+    figs = []
+    if directory is not None:
+        for p in sorted(Path(directory).glob('*.png')):
+            try: data = p.read_bytes()
+            except OSError: continue
+            src = f'data:image/png;base64,{base64.b64encode(data).decode()}' if len(data) <= PAGE_IMAGES_MAX_BYTES else e(p.name)
+            figs.append(f'<figure><img src="{src}" alt="{e(p.name)}"><figcaption>{e(p.name)}</figcaption></figure>')
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{refresh}"><title>{e(status)} {pct:.0f}% · mono3d {e(s.get('job'))}</title>
+<style>{_CSS}</style></head>
+<body><main>
+<h1>mono3d {e(s.get('job'))}</h1><p class="dir">{e(s.get('directory'))}</p>
+<div id="status" class="status {e(status)}" data-status="{e(status)}" data-updated-unix="{e(s.get('updated_unix') or 0)}"
+ data-heartbeat="{e(s.get('heartbeat_every') or 30)}" data-eta-seconds="{'' if s.get('eta_seconds') is None else e(s['eta_seconds'])}">{e(status)}</div>
+<span id="stalled">{e(s.get('message') or '')}</span>
+<div class="bar"><div class="fill" style="width:{min(max(pct, 0), 100):.1f}%"></div></div>
+<dl>{''.join(f'<dt>{k}</dt><dd id="{k.lower().replace(" ", "-")}">{v}</dd>' for k, v in rows)}</dl>
+{f'<h2>Metrics</h2><table>{metrics}</table>' if metrics else ''}
+{''.join(figs)}
+</main><script>{_JS}</script></body></html>
+"""
+
+# %% ../nbs/01_progress.ipynb #c018
 class ProgressFile:
     "Keeps `PROGRESS.txt` and `progress.json` of one long job current, with a heartbeat thread and a quiet bar."
     def __init__(self, directory, total: int, job: str = 'job', unit: str = 'items', done: int = 0,
-                 write_every: float = 30.0, heartbeat_every: float = 30.0, bar: bool = True, stream=None):
+                 write_every: float = 30.0, heartbeat_every: float = 30.0, bar: bool = True, stream=None,
+                 publish_to: str | None = None, publish_every: float = 60.0):
         if write_every <= 0: raise ValueError(f'write_every must be > 0 seconds, got {write_every!r}')
         if heartbeat_every <= 0: raise ValueError(f'heartbeat_every must be > 0 seconds, got {heartbeat_every!r}')
         self.dir, self.job, self.unit = Path(directory), job, unit
@@ -89,6 +169,7 @@ class ProgressFile:
         self.stream = stream if stream is not None else sys.stdout
         self.status, self.message, self.metrics, self.last_checkpoint = RUNNING, '', {}, None
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.publisher = Publisher(self.dir, publish_to, every=publish_every) if publish_to else None
         try: prev = read_progress(self.dir)
         except (FileNotFoundError, ValueError): prev = None
         same_job = bool(prev) and prev.get('job') == job
@@ -153,13 +234,15 @@ class ProgressFile:
 
     # --- writing -----------------------------------------------------------------------------------------
     def write(self) -> dict:
-        "Rewrite both files now (atomically)."
+        "Rewrite the files now (atomically) and nudge the publisher."
         with self._lock:
             s = self.state()
             atomic_write(self.dir / PROGRESS_JSON, json.dumps(s, indent=1))
             atomic_write(self.dir / PROGRESS_TXT, self.render_text(s))
+            atomic_write(self.dir / STATUS_HTML, render_status_html(s, self.dir))
             self._last_write = time.monotonic()
-            return s
+        if self.publisher is not None: self.publisher.notify()
+        return s
 
     def update(self, done: int | None = None, metrics: dict | None = None, last_checkpoint: str | None = None,
                force: bool = False) -> None:
@@ -194,6 +277,7 @@ class ProgressFile:
         self.status = RUNNING; self.write()
         self._thread = threading.Thread(target=self._beat, name=f'mono3d-heartbeat-{self.job}', daemon=True)
         self._thread.start()
+        if self.publisher is not None: self.publisher.start()
         return self
 
     def finish(self, status: str = COMPLETE, message: str = '') -> dict:
@@ -203,7 +287,9 @@ class ProgressFile:
         if self._thread is not None and self._thread is not threading.current_thread(): self._thread.join()
         self.status, self.message = status, message
         if self._bar is not None: self._bar.close(); self._bar = None
-        return self.write()
+        try: return self.write()
+        finally:
+            if self.publisher is not None: self.publisher.close()   # a last upload: the remote copy ends on the final state
 
     def __enter__(self): return self.start()
     def __exit__(self, typ, exc, tb):
@@ -213,7 +299,7 @@ class ProgressFile:
         else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
         return False
 
-# %% ../nbs/01_progress.ipynb #c021
+# %% ../nbs/01_progress.ipynb #c024
 def _parse_utc(ts: str) -> float:
     import calendar
     return calendar.timegm(time.strptime(ts, '%Y-%m-%dT%H:%M:%SZ'))

@@ -56,6 +56,7 @@ class TrainConfig:
     threads: int = 0                   # torch threads; 0: all cores
     production: bool = False           # run the pre-launch checklist first
     prelaunch_tests: str = 'tests'     # pytest arguments of the pre-launch checklist
+    publish_to: str | None = None      # fsspec URL or folder that mirrors the progress files, status page and plots
 
     def __post_init__(self):
         def integer(n, lo, hi=None):
@@ -68,8 +69,9 @@ class TrainConfig:
                 raise ValueError(f'{n} must be a finite number {">" if strict else ">="} {lo}, got {v!r}')
         for n in ('run_dir', 'quantizer', 'prelaunch_tests'):
             if not isinstance(getattr(self, n), str) or not getattr(self, n): raise ValueError(f'{n} must be a non-empty string, got {getattr(self, n)!r}')
-        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
-            raise ValueError(f'data_dir must be a path or None, got {self.data_dir!r}')
+        for n in ('data_dir', 'publish_to'):
+            v = getattr(self, n)
+            if v is not None and (not isinstance(v, str) or not v): raise ValueError(f'{n} must be a path or None, got {v!r}')
         for n, lo in (('num_samples', 2), ('frames', 2), ('image_size', 16), ('data_seed', 0), ('epochs', 1), ('batch_size', 1),
                       ('warmup_steps', 0), ('channels', 1), ('res_blocks', 0), ('lfq_bits', 1), ('seed', 0),
                       ('ckpt_every_steps', 1), ('keep_last', 1), ('val_every_steps', 0), ('print_every', 1), ('threads', 0)):
@@ -255,7 +257,8 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
     data_dir = Path(cfg.data_dir) if cfg.data_dir else run / 'data'
     if not (data_dir / DATASET_JSON).is_file() or not cfg.data_dir:
         generate_dataset(data_dir, cfg.num_samples, frames=cfg.frames, image_size=cfg.image_size, seed=cfg.data_seed,
-                         bar=False, progress_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every)
+                         bar=False, progress_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every,
+                         publish_to=cfg.publish_to and cfg.publish_to.rstrip('/') + '/data')
     ds = load_dataset(data_dir)
     if (ds.config.frames, ds.config.image_size) != (cfg.frames, cfg.image_size):
         raise ValueError(f'the dataset in {data_dir} has {ds.config.frames} frames of {ds.config.image_size}x{ds.config.image_size}; '
@@ -292,7 +295,7 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
     if step >= total and final.is_file() and (run / 'metrics.json').is_file():
         print(f'[train] {run} is already complete: {step}/{total} steps; nothing to do', flush=True)
         prog = ProgressFile(run, total, job='train', unit='steps', done=step, bar=False,
-                            write_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every)
+                            write_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every, publish_to=cfg.publish_to)
         prog.message = 'already complete'; prog.finish(COMPLETE, 'already complete')
         return json.loads((run / 'metrics.json').read_text())['final']
 
@@ -316,7 +319,7 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
         return m
 
     prog = ProgressFile(run, total, job='train', unit='steps', done=step, write_every=cfg.progress_every,
-                        heartbeat_every=cfg.heartbeat_every)
+                        heartbeat_every=cfg.heartbeat_every, publish_to=cfg.publish_to)
     print(f'[train] {run}: {len(train_ids)} training + {len(val_ids)} held-out videos, {steps_per_epoch} steps/epoch, '
           f'{cfg.epochs} epochs = {total} steps; tokenizer {sum(p.numel() for p in model.parameters()):,} parameters, '
           f'{model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size)} tokens/video', flush=True)
@@ -376,6 +379,8 @@ def build_train_parser(prog: str = 'mono3d train') -> argparse.ArgumentParser:
         if isinstance(default, bool): ap.add_argument(flag, action='store_true', help=f'(default: off)')
         elif isinstance(default, tuple): ap.add_argument(flag, default=None, metavar='N,N,..', help=f'(default: {",".join(map(str, default))})')
         elif f.name == 'data_dir': ap.add_argument(flag, default=None, help='(default: generate into RUN_DIR/data)')
+        elif f.name == 'publish_to': ap.add_argument(flag, default=None, metavar='URL', help='mirror progress, status page and plots here '
+                                                     '(any fsspec URL or folder; default: nowhere)')
         else: ap.add_argument(flag, type=type(default), default=None, help=f'(default: {default})')
     return ap
 
