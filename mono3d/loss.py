@@ -152,13 +152,19 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
     return f
 
-def tokenizer_step(model, loss_fn, optimizer, scheduler, video, clip_grad: float = 1.0) -> dict:
+def tokenizer_step(model, loss_fn, optimizer, scheduler, video, clip_grad: float = 1.0, autocast: torch.dtype | None = None,
+                   check_loss_first: bool = True) -> dict:
     """One optimisation step on a batch; returns the loss parts, the learning rate used and the grad norm.
-    Raises `FloatingPointError` before touching the weights when the loss or the gradients are not finite."""
+    Raises `FloatingPointError` before touching the weights when the loss or the gradients are not finite.
+    `autocast` (e.g. `torch.bfloat16` on a GPU) runs the model's forward in that precision; the loss is
+    always computed in float32. With `check_loss_first=False` (data-parallel training, where every process
+    must reach the gradient all-reduce) a non-finite loss is caught by the gradient norm instead: the
+    all-reduce spreads it to every process, so they all stop at the same step."""
     model.train()
-    recon, codes, aux = model(video)
-    loss, parts = loss_fn(recon, video, aux)
-    if not math.isfinite(parts['loss']): raise FloatingPointError(f'non-finite loss ({parts["loss"]})')
+    with torch.autocast(device_type=video.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        recon, codes, aux = model(video)
+    loss, parts = loss_fn(recon.float(), video, aux.float() if torch.is_tensor(aux) else aux)
+    if check_loss_first and not math.isfinite(parts['loss']): raise FloatingPointError(f'non-finite loss ({parts["loss"]})')
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)

@@ -60,6 +60,9 @@ class GracefulStop:
         if self.signum is not None: raise KeyboardInterrupt
         self.signum = signum
         print(f'[mono3d] {signal.Signals(signum).name} received: finishing the current step, then stopping', file=sys.stderr, flush=True)
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        "Ask for a stop as if `signum` had arrived (used when another process of a distributed job received it)."
+        if self.signum is None: self.signum = signum
     def check(self) -> None:
         "Raise `StopRequested` if a signal arrived."
         if self.signum is not None: raise StopRequested(self.signum)

@@ -4,11 +4,13 @@
 
 # %% ../nbs/05_train.ipynb #c003
 from __future__ import annotations
-import argparse, hashlib, io, json, math, os, random, shlex, subprocess, sys, time
+import argparse, hashlib, io, json, math, os, random, shlex, signal, subprocess, sys, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import CheckpointStore, atomic_write, log, utc_now
 from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, run_as_command
 from .data import generate_dataset, load_dataset, videos_to_float, DATASET_JSON
@@ -16,11 +18,13 @@ from .tokenizer import VideoTokenizer, TokenizerConfig
 from .loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
 
 # %% auto #0
-__all__ = ['IDENTITY_KEYS', 'CKPT_PREFIX', 'TrainConfig', 'split_ids', 'epoch_order', 'data_fingerprint', 'save_checkpoint',
-           'load_checkpoint', 'plot_loss_curve', 'plot_reconstructions', 'run_prelaunch_checklist', 'evaluate', 'fit',
-           'build_train_parser', 'main']
+__all__ = ['DEVICES', 'PRECISIONS', 'IDENTITY_KEYS', 'CKPT_PREFIX', 'TrainConfig', 'split_ids', 'epoch_order', 'data_fingerprint',
+           'save_checkpoint', 'load_checkpoint', 'plot_loss_curve', 'plot_reconstructions', 'run_prelaunch_checklist',
+           'evaluate', 'Processes', 'pick_device', 'fit', 'build_train_parser', 'main']
 
 # %% ../nbs/05_train.ipynb #c006
+DEVICES, PRECISIONS = ('auto', 'cpu', 'cuda'), ('auto', 'fp32', 'bf16')
+
 @dataclass(frozen=True)
 class TrainConfig:
     "Everything `fit` needs. Defaults: the README's main job."
@@ -53,7 +57,10 @@ class TrainConfig:
     print_every: int = 50
     progress_every: float = 30.0
     heartbeat_every: float = 30.0
-    threads: int = 0                   # torch threads; 0: all cores
+    threads: int = 0                   # torch threads per process; 0: the cores divided among this machine's processes
+    device: str = 'auto'               # 'auto' (cuda when available), 'cpu' or 'cuda'
+    precision: str = 'auto'            # 'auto' (bf16 autocast on cuda, fp32 on cpu), 'fp32' or 'bf16'
+    compile: bool = False              # torch.compile the training step's model
     production: bool = False           # run the pre-launch checklist first
     prelaunch_tests: str = 'tests'     # pytest arguments of the pre-launch checklist
     publish_to: str | None = None      # fsspec URL or folder that mirrors the progress files, status page and plots
@@ -79,7 +86,10 @@ class TrainConfig:
         integer('val_samples', 1, self.num_samples - self.batch_size)
         for n in ('lr', 'ckpt_every_minutes', 'progress_every', 'heartbeat_every', 'grad_clip'): number(n, 0)
         for n in ('min_lr_ratio', 'weight_decay', 'fg_weight'): number(n, 0, strict=False)
-        if not isinstance(self.production, bool): raise ValueError(f'production must be True or False, got {self.production!r}')
+        for n in ('production', 'compile'):
+            if not isinstance(getattr(self, n), bool): raise ValueError(f'{n} must be True or False, got {getattr(self, n)!r}')
+        for n, allowed in (('device', DEVICES), ('precision', PRECISIONS)):
+            if getattr(self, n) not in allowed: raise ValueError(f'{n} must be one of {", ".join(allowed)}, got {getattr(self, n)!r}')
         tok = self.tokenizer_config()     # checks the architecture (and says what is wrong)
         for n, size, f in (('frames', self.frames, tok.temporal_downsample), ('image_size', self.image_size, tok.spatial_downsample)):
             if size % f: raise ValueError(f'{n} must be divisible by the tokenizer\'s factor {f}, got {size}')
@@ -215,8 +225,8 @@ def run_prelaunch_checklist(run_dir, tests: str = 'tests') -> str:
     return report
 
 # %% ../nbs/05_train.ipynb #c018
-def _check_run_dir(run: Path, cfg: TrainConfig) -> dict | None:
-    "Refuse (before touching anything) a run directory whose run.json differs in an identity key."
+def _check_run_dir(run: Path, cfg: TrainConfig, world_size: int = 1) -> dict | None:
+    "Refuse (before touching anything) a run directory whose run.json differs in an identity key or in the process count."
     p = run / 'run.json'
     if not p.is_file():
         if run.exists() and (run / 'checkpoints').exists(): raise ValueError(f'{run} has checkpoints but no run.json; refusing to touch it')
@@ -224,6 +234,9 @@ def _check_run_dir(run: Path, cfg: TrainConfig) -> dict | None:
     old = json.loads(p.read_text())
     new = cfg.to_dict()
     diff = [f'{k}: {old["config"].get(k)!r} in the run, {new[k]!r} requested' for k in IDENTITY_KEYS if old['config'].get(k) != new[k]]
+    if old.get('world_size', 1) != world_size:
+        diff.append(f'world_size: {old.get("world_size", 1)} in the run, {world_size} now (the global batch and the order of the videos '
+                    f'depend on it; launch with torchrun --nproc_per_node {old.get("world_size", 1)} or use a new run directory)')
     if diff: raise ValueError(f'run_dir {str(run)!r} was started with a different configuration ({"; ".join(diff)}). '
                               'Use a new run directory, or the same values; nothing was changed.')
     return old
@@ -234,31 +247,101 @@ def _load_videos(ds, ids) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, loss_fn, videos_u8, batch: int = 32) -> tuple[dict, torch.Tensor]:
-    "Held-out loss and reconstruction metrics; also returns the reconstructions of the first batch."
+    "Held-out loss and reconstruction metrics (in float32, on the model's device); also returns the first reconstructions."
     model.eval(); rs, cs, losses = [], [], []
+    dev = next(model.parameters()).device
     for i in range(0, len(videos_u8), batch):
-        x = videos_to_float(videos_u8[i:i + batch]); r, c, aux = model(x)
-        losses.append(float(loss_fn(r, x, aux)[0]) * len(x)); rs.append(r); cs.append(c)
+        x = videos_to_float(videos_u8[i:i + batch].to(dev)); r, c, aux = model(x)
+        losses.append(float(loss_fn(r, x, aux)[0]) * len(x)); rs.append(r.cpu()); cs.append(c.cpu())
     recon = torch.cat(rs)
     m = reconstruction_metrics(recon, videos_to_float(videos_u8), torch.cat(cs), model.codebook_size)
     return {'loss': sum(losses) / len(videos_u8), **m}, recon[:3]
 
+# %% ../nbs/05_train.ipynb #c020
+class Processes:
+    "The process group of this training: a single process, or torchrun's ranks."
+    def __init__(self):
+        env = os.environ
+        self.rank, self.world = int(env.get('RANK', 0)), int(env.get('WORLD_SIZE', 1))
+        self.local_rank, self.local_world = int(env.get('LOCAL_RANK', 0)), int(env.get('LOCAL_WORLD_SIZE', env.get('WORLD_SIZE', 1)))
+        self.main, self.backend = self.rank == 0, None
+    @property
+    def distributed(self) -> bool: return self.world > 1
+    def start(self, device: torch.device) -> None:
+        if not self.distributed or dist.is_initialized(): return
+        _die_with_parent()
+        self.backend = 'nccl' if device.type == 'cuda' else 'gloo'
+        dist.init_process_group(self.backend)
+    def barrier(self) -> None:
+        if self.distributed: dist.barrier()
+    def broadcast(self, obj):
+        "Rank 0's `obj` on every rank."
+        if not self.distributed: return obj
+        box = [obj]; dist.broadcast_object_list(box, src=0); return box[0]
+    def all_sum(self, values: list[float], device: torch.device) -> list[float]:
+        if not self.distributed: return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=device); dist.all_reduce(t); return t.tolist()
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized(): dist.destroy_process_group()
+
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    "Linux: have the kernel send `sig` to this process when its parent (the launcher) dies."
+    if not sys.platform.startswith('linux'): return
+    import ctypes
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)       # PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return
+    if os.getppid() == 1: os.kill(os.getpid(), sig)                          # the launcher died before we asked
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    "`'auto'`: this process's GPU when CUDA is available, else the CPU; `'cuda'` insists; `'cpu'` forces the CPU."
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but CUDA is not available here (torch.cuda.is_available() is False); use device='auto' or 'cpu'")
+    if name in ('auto', 'cuda') and torch.cuda.is_available():
+        dev = torch.device('cuda', local_rank % torch.cuda.device_count()); torch.cuda.set_device(dev); return dev
+    return torch.device('cpu')
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024        # Linux reports KiB
+
+class _Quiet:
+    "Stands in for the progress file on ranks other than 0: they report nothing."
+    message = ''
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+    def update(self, *a, **k) -> None: pass
+    def finish(self, *a, **k) -> None: pass
+
+# %% ../nbs/05_train.ipynb #c022
 def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
-    "Train (or resume, or extend) a tokenizer run; returns the final held-out metrics."
+    "Train (or resume, or extend) a tokenizer run, in one process or under torchrun; returns the final held-out metrics."
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict({**(config or {}), **overrides})
     if overrides and isinstance(config, TrainConfig): cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
+    proc = Processes()
+    device = pick_device(cfg.device, proc.local_rank)                      # refuses an unavailable device before anything
     run = Path(cfg.run_dir)
-    previous = _check_run_dir(run, cfg)
-    run.mkdir(parents=True, exist_ok=True)
-    if cfg.production: run_prelaunch_checklist(run, cfg.prelaunch_tests)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    previous = _check_run_dir(run, cfg, proc.world)
+    proc.start(device)
+    try: return _fit(cfg, proc, device, run, previous)
+    finally: proc.close()
 
-    # ---- data: generate the default dataset if none was given (itself a resumable job) -------------------
+def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, previous: dict | None) -> dict:
+    main, cuda = proc.main, device.type == 'cuda'
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        if cfg.production: run_prelaunch_checklist(run, cfg.prelaunch_tests)
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // max(1, proc.local_world)))
+    precision = cfg.precision if cfg.precision != 'auto' else ('bf16' if cuda else 'fp32')
+    amp = torch.bfloat16 if precision == 'bf16' else None
+
+    # ---- data: generate the default dataset if none was given (itself a resumable job; rank 0 only) ------
     data_dir = Path(cfg.data_dir) if cfg.data_dir else run / 'data'
-    if not (data_dir / DATASET_JSON).is_file() or not cfg.data_dir:
+    if main and (not (data_dir / DATASET_JSON).is_file() or not cfg.data_dir):
         generate_dataset(data_dir, cfg.num_samples, frames=cfg.frames, image_size=cfg.image_size, seed=cfg.data_seed,
                          bar=False, progress_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every,
                          publish_to=cfg.publish_to and cfg.publish_to.rstrip('/') + '/data')
+    proc.barrier()
     ds = load_dataset(data_dir)
     if (ds.config.frames, ds.config.image_size) != (cfg.frames, cfg.image_size):
         raise ValueError(f'the dataset in {data_dir} has {ds.config.frames} frames of {ds.config.image_size}x{ds.config.image_size}; '
@@ -270,45 +353,63 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
                          'use a new run directory')
     train_ids, val_ids = split_ids(cfg.num_samples, cfg.val_samples, cfg.seed)
     train_u8, val_u8 = _load_videos(ds, train_ids), _load_videos(ds, val_ids)
-    atomic_write(run / 'run.json', json.dumps({'config': cfg.to_dict(), 'data_dir': str(data_dir.resolve()),
-                                                'data_fingerprint': fingerprint, 'updated_at': utc_now()}, indent=1))
+    if cuda: train_u8 = train_u8.pin_memory()
+    G = cfg.batch_size * proc.world                                        # the global batch
+    if main: atomic_write(run / 'run.json', json.dumps({'config': cfg.to_dict(), 'data_dir': str(data_dir.resolve()),
+                                                         'data_fingerprint': fingerprint, 'world_size': proc.world,
+                                                         'global_batch': G, 'updated_at': utc_now()}, indent=1))
 
     # ---- model, optimiser, schedule, and the state a checkpoint restores ---------------------------------
     torch.manual_seed(cfg.seed)
-    model = VideoTokenizer(cfg.tokenizer_config())
+    model = VideoTokenizer(cfg.tokenizer_config()).to(device)
+    if cuda: model = model.to(memory_format=torch.channels_last_3d)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    n = len(train_ids)
+    steps_per_epoch = n // G if 0 < n % G < proc.world else math.ceil(n / G)
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup_steps, total, cfg.min_lr_ratio))
     loss_fn = ReconstructionLoss(fg_weight=cfg.fg_weight)
     store = CheckpointStore(run / 'checkpoints', CKPT_PREFIX)
-    for p in store.cleanup(): log.warning('removed %s, left by a run that died while writing it', p.name)
+    if main:
+        for p in store.cleanup(): log.warning('removed %s, left by a run that died while writing it', p.name)
     step, best, history = 0, None, {'train_loss': [], 'lr': [], 'val': [], 'checkpoints': []}
-    ck = load_checkpoint(store)
+    ck = proc.broadcast(load_checkpoint(store) if main else None)           # every rank resumes from rank 0's choice
     if ck is not None:
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         step, best, history = ck['step'], ck['best'], ck['history']
         _set_rng_state(ck['rng'])
-        print(f'[train] resuming {run} from step {step} (epoch {ck["epoch"]}, cursor {ck["cursor"]})', flush=True)
+        if main: print(f'[train] resuming {run} from step {step} (epoch {ck["epoch"]}, cursor {ck["cursor"]})', flush=True)
+    del ck
 
     final = run / 'tokenizer.safetensors'
-    if step >= total and final.is_file() and (run / 'metrics.json').is_file():
-        print(f'[train] {run} is already complete: {step}/{total} steps; nothing to do', flush=True)
-        prog = ProgressFile(run, total, job='train', unit='steps', done=step, bar=False,
-                            write_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every, publish_to=cfg.publish_to)
-        prog.message = 'already complete'; prog.finish(COMPLETE, 'already complete')
-        return json.loads((run / 'metrics.json').read_text())['final']
+    done = proc.broadcast(json.loads((run / 'metrics.json').read_text())['final']
+                          if main and step >= total and final.is_file() and (run / 'metrics.json').is_file() else None)
+    if done is not None:
+        if main:
+            print(f'[train] {run} is already complete: {step}/{total} steps; nothing to do', flush=True)
+            prog = ProgressFile(run, total, job='train', unit='steps', done=step, bar=False,
+                                write_every=cfg.progress_every, heartbeat_every=cfg.heartbeat_every, publish_to=cfg.publish_to)
+            prog.message = 'already complete'; prog.finish(COMPLETE, 'already complete')
+        return done
+
+    step_model = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if proc.distributed else model
+    if cfg.compile: step_model = torch.compile(step_model)
+    timing = {'data_s': 0.0, 'step_s': 0.0, 'checkpoint_s': 0.0, 'validation_s': 0.0}
 
     def checkpoint() -> str:
+        t = time.perf_counter()
         history['checkpoints'].append(step)
         name = save_checkpoint(store, {'model': model.state_dict(), 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(),
                                        'step': step, 'epoch': step // steps_per_epoch, 'cursor': step % steps_per_epoch,
-                                       'rng': _rng_state(), 'config': cfg.to_dict(), 'history': history, 'best': best})
+                                       'rng': _rng_state(), 'config': cfg.to_dict(), 'history': history, 'best': best,
+                                       'world_size': proc.world})
         store.rotate(cfg.keep_last, protect={best['step']} if best else set())
+        timing['checkpoint_s'] += time.perf_counter() - t
         return name
 
     def validate() -> dict:
         nonlocal best
+        t = time.perf_counter()
         m, recon = evaluate(model, loss_fn, val_u8)
         m['step'] = step; history['val'].append(m)
         plot_loss_curve(history, run / 'loss_curve.png')
@@ -316,60 +417,85 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
         print(f'[train] step {step}: held-out {format_metrics(m)}', flush=True)
         new_best = best is None or m['loss'] < best['loss']
         if new_best: best = {'step': step, 'loss': m['loss']}
+        timing['validation_s'] += time.perf_counter() - t
         return m
 
     prog = ProgressFile(run, total, job='train', unit='steps', done=step, write_every=cfg.progress_every,
-                        heartbeat_every=cfg.heartbeat_every, publish_to=cfg.publish_to)
-    print(f'[train] {run}: {len(train_ids)} training + {len(val_ids)} held-out videos, {steps_per_epoch} steps/epoch, '
-          f'{cfg.epochs} epochs = {total} steps; tokenizer {sum(p.numel() for p in model.parameters()):,} parameters, '
-          f'{model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size)} tokens/video', flush=True)
+                        heartbeat_every=cfg.heartbeat_every, publish_to=cfg.publish_to) if main else _Quiet()
+    if main:
+        where = f'{proc.world} processes ({proc.backend}), batch {cfg.batch_size} per process = global batch {G}' if proc.distributed \
+            else f'batch {G}'
+        print(f'[train] {run}: {len(train_ids)} training + {len(val_ids)} held-out videos, {steps_per_epoch} steps/epoch, '
+              f'{cfg.epochs} epochs = {total} steps; {where}; device {device}, {precision}'
+              f'{", compiled" if cfg.compile else ""}; tokenizer {sum(p.numel() for p in model.parameters()):,} parameters, '
+              f'{model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size)} tokens/video', flush=True)
     t_ckpt, t0, step0 = time.monotonic(), time.monotonic(), step
     order_epoch, order = None, None
     with GracefulStop() as stop, prog:
         while step < total:
-            # ---- one step: the batch is a pure function of (seed, epoch, cursor) -------------------------
+            # ---- one step: the batch is a pure function of (seed, epoch, cursor, rank) -------------------
+            t = time.perf_counter()
             epoch, cursor = divmod(step, steps_per_epoch)
-            if epoch != order_epoch: order, order_epoch = epoch_order(cfg.seed, epoch, len(train_ids)), epoch
-            idx = order[cursor * cfg.batch_size:(cursor + 1) * cfg.batch_size]
-            x = videos_to_float(train_u8[idx])
-            try: out = tokenizer_step(model, loss_fn, opt, sched, x, clip_grad=cfg.grad_clip)
+            if epoch != order_epoch: order, order_epoch = epoch_order(cfg.seed, epoch, n), epoch
+            idx = order[cursor * G:(cursor + 1) * G]
+            if proc.distributed: idx = np.array_split(idx, proc.world)[proc.rank]
+            x = videos_to_float(train_u8[idx].to(device, non_blocking=True))
+            if cuda: x = x.contiguous(memory_format=torch.channels_last_3d)
+            timing['data_s'] += time.perf_counter() - t; t = time.perf_counter()
+            try: out = tokenizer_step(step_model, loss_fn, opt, sched, x, clip_grad=cfg.grad_clip, autocast=amp,
+                                      check_loss_first=not proc.distributed)
             except FloatingPointError as e:
                 raise FloatingPointError(f'non-finite loss at step {step + 1} ({e}); the weights of step {step} are kept '
                                          f'in the last checkpoint, lower lr (now {cfg.lr}) and run again in a new run_dir') from None
+            if cuda: torch.cuda.synchronize()
+            timing['step_s'] += time.perf_counter() - t
+            loss_sum, stop_votes = proc.all_sum([out['loss'], float(stop.requested)], device)
+            if stop_votes and not stop.requested: stop.request()           # another rank was signalled: stop together
+            loss = loss_sum / proc.world
             step += 1
-            history['train_loss'].append(out['loss']); history['lr'].append(out['lr'])
-            if step % cfg.print_every == 0 or step == total:
-                rate = (step - step0) * cfg.batch_size / max(time.monotonic() - t0, 1e-9)
-                print(f'[train] step {step:>6}/{total} epoch {epoch + 1}/{cfg.epochs} loss {out["loss"]:.5f} '
+            history['train_loss'].append(loss); history['lr'].append(out['lr'])
+            if main and (step % cfg.print_every == 0 or step == total):
+                rate = (step - step0) * G / max(time.monotonic() - t0, 1e-9)
+                print(f'[train] step {step:>6}/{total} epoch {epoch + 1}/{cfg.epochs} loss {loss:.5f} '
                       f'lr {out["lr"]:.2e} {rate:.1f} samples/s', flush=True)
-            prog.update(step, metrics={'epoch': epoch + 1, 'loss': out['loss'], 'lr': out['lr']})
-            # ---- validation, checkpoints, stop requests --------------------------------------------------
-            epoch_end = step % steps_per_epoch == 0
-            improved = False
-            if epoch_end or (cfg.val_every_steps and step % cfg.val_every_steps == 0):
-                before = best; v = validate(); improved = best is not before
-                prog.update(metrics={'val_psnr': v['psnr'], 'blank_psnr': v['blank_psnr'], 'val_fg_psnr': v['fg_psnr'],
-                                     'val_centroid_err_px': v['centroid_err_px'], 'codebook_usage': v['codebook_usage']})
-            due = (step % cfg.ckpt_every_steps == 0 or epoch_end or improved or step == total or stop.requested
-                   or time.monotonic() - t_ckpt >= 60 * cfg.ckpt_every_minutes)
-            if due:
-                prog.update(last_checkpoint=checkpoint()); t_ckpt = time.monotonic()
+            prog.update(step, metrics={'epoch': epoch + 1, 'loss': loss, 'lr': out['lr']})
+            # ---- validation, checkpoints, stop requests (rank 0 writes; the others go on) ----------------
+            if main:
+                epoch_end = step % steps_per_epoch == 0
+                improved = False
+                if epoch_end or (cfg.val_every_steps and step % cfg.val_every_steps == 0):
+                    before = best; v = validate(); improved = best is not before
+                    prog.update(metrics={'val_psnr': v['psnr'], 'blank_psnr': v['blank_psnr'], 'val_fg_psnr': v['fg_psnr'],
+                                         'val_centroid_err_px': v['centroid_err_px'], 'codebook_usage': v['codebook_usage']})
+                due = (step % cfg.ckpt_every_steps == 0 or epoch_end or improved or step == total or stop.requested
+                       or time.monotonic() - t_ckpt >= 60 * cfg.ckpt_every_minutes)
+                if due:
+                    prog.update(last_checkpoint=checkpoint()); t_ckpt = time.monotonic()
             stop.check()
-        # ---- the end: weights, metrics, COMPLETE --------------------------------------------------------
-        final_metrics = history['val'][-1] if history['val'] and history['val'][-1]['step'] == step else validate()
-        model.save(final)
-        summary = {'final': final_metrics, 'best_step': best['step'] if best else None, 'steps': step, 'epochs': cfg.epochs,
-                   'steps_per_epoch': steps_per_epoch, 'train_videos': len(train_ids), 'val_videos': len(val_ids),
-                   'tokenizer': {'codebook_size': model.codebook_size,
-                                 'tokens_per_video': model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size),
-                                 'bits_per_video': model.bits_per_video(cfg.frames, cfg.image_size, cfg.image_size),
-                                 'compression_ratio': model.compression_ratio(cfg.frames, cfg.image_size, cfg.image_size)},
-                   'config': cfg.to_dict(), 'history': history}
-        atomic_write(run / 'metrics.json', json.dumps(summary, indent=1))
-        print(f'[train] COMPLETE {run}: held-out {format_metrics(final_metrics)}', flush=True)
-    return final_metrics
+        # ---- the end: weights, metrics, COMPLETE (rank 0) -----------------------------------------------
+        final_metrics = None
+        if main:
+            final_metrics = history['val'][-1] if history['val'] and history['val'][-1]['step'] == step else validate()
+            model.save(final)
+            loop_s = time.monotonic() - t0
+            timing.update(steps=step - step0, loop_s=loop_s, samples_per_s=(step - step0) * G / max(loop_s, 1e-9),
+                          peak_memory_mb=_peak_memory_mb(device), device=str(device), precision=precision, compile=cfg.compile,
+                          world_size=proc.world, threads=torch.get_num_threads())
+            summary = {'final': final_metrics, 'best_step': best['step'] if best else None, 'steps': step, 'epochs': cfg.epochs,
+                       'steps_per_epoch': steps_per_epoch, 'train_videos': len(train_ids), 'val_videos': len(val_ids),
+                       'world_size': proc.world, 'global_batch': G,
+                       'tokenizer': {'codebook_size': model.codebook_size,
+                                     'tokens_per_video': model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size),
+                                     'bits_per_video': model.bits_per_video(cfg.frames, cfg.image_size, cfg.image_size),
+                                     'compression_ratio': model.compression_ratio(cfg.frames, cfg.image_size, cfg.image_size)},
+                       'timing': timing, 'config': cfg.to_dict(), 'history': history}
+            atomic_write(run / 'metrics.json', json.dumps(summary, indent=1))
+            print(f'[train] COMPLETE {run}: held-out {format_metrics(final_metrics)}; {timing["samples_per_s"]:.1f} samples/s '
+                  f'(data {timing["data_s"]:.1f} s, steps {timing["step_s"]:.1f} s, checkpoints {timing["checkpoint_s"]:.1f} s, '
+                  f'validation {timing["validation_s"]:.1f} s), peak memory {timing["peak_memory_mb"]:.0f} MB', flush=True)
+    return proc.broadcast(final_metrics)
 
-# %% ../nbs/05_train.ipynb #c024
+# %% ../nbs/05_train.ipynb #c028
 def build_train_parser(prog: str = 'mono3d train') -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description='Train the video tokenizer; running it again resumes from the newest valid checkpoint.')
     ap.add_argument('run_dir', help='run directory (created if missing)')
@@ -392,6 +518,6 @@ def main(argv: list[str] | None = None) -> int:
     d = {k: v for k, v in a.items() if v is not None and v is not False}
     return run_as_command('train', lambda: fit(TrainConfig.from_dict(d)) and None)
 
-# %% ../nbs/05_train.ipynb #c025
+# %% ../nbs/05_train.ipynb #c029
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

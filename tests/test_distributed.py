@@ -1,0 +1,87 @@
+"""Scale out: `torchrun --nproc_per_node 2 -m mono3d.train` on the CPU (gloo), run for real and killed for real;
+the device choice; and step timings recorded by every run."""
+import hashlib, json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+import torch
+from conftest import run_cli, read_json, wait_for
+from mono3d.train import TrainConfig, fit
+from mono3d.checkpoint import CheckpointStore
+
+# 80 training videos, per-process batch 4 on 2 processes: a global batch of 8, 10 steps per epoch
+TINY = ['--num-samples', '96', '--val-samples', '16', '--frames', '8', '--image-size', '32', '--channels', '8',
+        '--channel-mults', '1,2,2', '--batch-size', '4', '--warmup-steps', '2', '--print-every', '5',
+        '--progress-every', '0.1', '--heartbeat-every', '0.5', '--threads', '1']
+
+
+def torchrun(run_dir, *extra, nproc=2):
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(nproc),
+            '-m', 'mono3d.train', str(run_dir), *TINY, *extra]
+
+
+def sha(p): return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    "An uninterrupted 2-process run: 3 epochs, a checkpoint every 4 steps."
+    run = tmp_path_factory.mktemp('ddp') / 'ref'
+    r = subprocess.run(torchrun(run, '--epochs', '3', '--ckpt-every-steps', '4'), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return run, r
+
+
+def test_two_processes_train_with_one_writer(reference):
+    run, r = reference
+    m = read_json(run / 'metrics.json')
+    assert m['world_size'] == 2 and m['global_batch'] == 8 and m['steps'] == 30 and m['steps_per_epoch'] == 10
+    # one checkpoint per interval (and at each epoch end), not one per rank
+    assert m['history']['checkpoints'] == [4, 8, 10, 12, 16, 20, 24, 28, 30]
+    assert len(r.stdout.split('[train] COMPLETE')) == 2                            # only rank 0 reports
+    assert 'COMPLETE' in (run / 'PROGRESS.txt').read_text() and read_json(run / 'run.json')['world_size'] == 2
+    kept = CheckpointStore(run / 'checkpoints', 'step_').indices()
+    assert {24, 28, 30} <= set(kept) and len(kept) <= 4                             # keep_last 3, plus the best one
+    assert m['history']['train_loss'][-1] < m['history']['train_loss'][0]
+
+
+def test_sigkill_of_the_launcher_then_rerun_resumes_to_the_same_weights(reference, tmp_path):
+    ref, _ = reference
+    run = tmp_path / 'run'
+    p = subprocess.Popen(torchrun(run, '--epochs', '3', '--ckpt-every-steps', '4'), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: (run / 'checkpoints').is_dir() and CheckpointStore(run / 'checkpoints', 'step_').indices()
+             and min(CheckpointStore(run / 'checkpoints', 'step_').indices()) >= 4, timeout=300)
+    p.send_signal(signal.SIGKILL); p.wait()                                        # the launcher only
+    # the workers notice their launcher is gone (parent-death signal): nothing keeps running or writing
+    wait_for(lambda: subprocess.run(['pgrep', '-s', str(p.pid)], capture_output=True).returncode != 0, timeout=60)
+    assert not (run / 'tokenizer.safetensors').exists()
+    r = subprocess.run(torchrun(run, '--epochs', '3', '--ckpt-every-steps', '4'), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'resuming' in r.stdout
+    assert sha(run / 'tokenizer.safetensors') == sha(ref / 'tokenizer.safetensors')   # reproducible from the same checkpoint
+
+
+def test_resuming_with_another_world_size_is_refused(reference, tmp_path):
+    ref, _ = reference
+    run = tmp_path / 'copy'
+    subprocess.run(['cp', '-r', str(ref), str(run)], check=True)
+    before = sha(run / 'tokenizer.safetensors')
+    r = run_cli('train', run, *TINY, '--epochs', '4')                              # one process
+    assert r.returncode == 2 and 'world_size: 2 in the run, 1 now' in r.stderr
+    assert sha(run / 'tokenizer.safetensors') == before
+
+
+def test_device_choice_and_step_timings(tmp_path):
+    cfg = dict(run_dir=str(tmp_path / 'run'), num_samples=48, val_samples=8, frames=8, image_size=32, channels=8,
+               channel_mults=(1, 2, 2), epochs=1, warmup_steps=2, threads=1)
+    fit(TrainConfig.from_dict({**cfg, 'device': 'cpu'}))
+    t = read_json(tmp_path / 'run' / 'metrics.json')['timing']
+    assert t['device'] == 'cpu' and t['precision'] == 'fp32' and t['steps'] == 5
+    for k in ('data_s', 'step_s', 'checkpoint_s', 'validation_s', 'samples_per_s', 'peak_memory_mb'): assert t[k] > 0, k
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' but CUDA is not available"):
+            fit(TrainConfig.from_dict({**cfg, 'run_dir': str(tmp_path / 'r2'), 'device': 'cuda'}))
+    with pytest.raises(ValueError, match="device must be one of"):
+        TrainConfig.from_dict({**cfg, 'device': 'tpu'})
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig.from_dict({**cfg, 'precision': 'fp8'})
