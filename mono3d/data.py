@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .checkpoint import CheckpointStore, atomic_write, log, utc_now
-from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, PREEMPTED, FAILED
+from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, PREEMPTED, FAILED, die_with_parent
 
 # %% auto #0
 __all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',
@@ -306,6 +306,7 @@ def _shard_job(directory, config_dict, start, count):
 def _worker_init():
     # the parent decides when to stop; Ctrl-C in a terminal reaches the whole process group
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()          # a worker never outlives a killed parent (its half-written shard is a temporary file)
     torch.set_num_threads(1)
 
 def _check_dir(out_dir) -> Path:

@@ -42,7 +42,7 @@ class EvalConfig:
     pixel_epochs: int = 8              # the 3D CNN on pixels
     batch_size: int = 64
     lr: float = 2e-3
-    head_width: int = 64
+    head_width: int = 32
     seed: int = 0
     threads: int = 0                   # torch threads; 0: all cores
     progress_every: float = 30.0
@@ -175,16 +175,16 @@ def mlp(cin: int, out: int, hidden: int = 128) -> nn.Sequential:
     return nn.Sequential(nn.Linear(cin, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out))
 
 class CodeHead(nn.Module):
-    "Integer codes `(B, t, h, w)` → `(B, out)`: a learned embedding per code, the conv trunk, an MLP."
-    def __init__(self, codebook_size: int, out: int, dim: int = 32, width: int = 64):
+    "Integer codes `(B, t, h, w)` → `(B, out)`: each code's vector from the fixed `table` `(K, d)`, the conv trunk, an MLP."
+    def __init__(self, table: torch.Tensor, out: int, width: int = 32):
         super().__init__()
-        self.embed = nn.Embedding(codebook_size, dim)
-        self.trunk, self.head = conv_trunk(dim, width), mlp(2 * width * 32, out)
-    def forward(self, codes): return self.head(self.trunk(rearrange(self.embed(codes.long()), 'b t h w c -> b c t h w')))
+        self.register_buffer('table', table.detach().float().clone())
+        self.trunk, self.head = conv_trunk(table.shape[1], width), mlp(2 * width * 32, out)
+    def forward(self, codes): return self.head(self.trunk(rearrange(self.table[codes.long()], 'b t h w d -> b d t h w')))
 
 class PixelHead(nn.Module):
     "A small 3D CNN on pixels `(B, 3, T, H, W)`: 2x4x4 patches, then the same trunk and MLP."
-    def __init__(self, out: int, width: int = 64):
+    def __init__(self, out: int, width: int = 32):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv3d(3, 32, (2, 4, 4), stride=(2, 4, 4)), nn.GroupNorm(8, 32), nn.SiLU())
         self.trunk, self.head = conv_trunk(32, width), mlp(2 * width * 32, out)
@@ -219,9 +219,9 @@ def train_head(model, inputs, targets, train_ids, val_ids, test_ids, task: str, 
         out = predict(model, inputs, ids, prepare=prepare)
         if task == 'classify':
             y = targets[ids].numpy(); p = out.argmax(1).numpy()
-            return balanced_accuracy(y, p, 4), p
+            return (balanced_accuracy(y, p, 4), -float(F.cross_entropy(out, targets[ids]))), p
         p = out.reshape(targets[ids].shape).numpy()
-        return -forecast_errors(p, targets[ids].numpy())['mae'], p
+        return (-forecast_errors(p, targets[ids].numpy())['mae'],), p
     best = None
     for epoch in range(epochs):
         model.train()
@@ -239,8 +239,8 @@ def train_head(model, inputs, targets, train_ids, val_ids, test_ids, task: str, 
         y = targets[test_ids].numpy()
         return {**res, 'balanced_accuracy': balanced_accuracy(y, pred, 4), 'accuracy': float((y == pred).mean()),
                 'per_class_accuracy': per_class_accuracy(y, pred, 4).tolist(), 'confusion': confusion_matrix(y, pred, 4).tolist(),
-                'val_balanced_accuracy': best[0]}
-    return {**res, **forecast_errors(pred, targets[test_ids].numpy()), 'val_mae': -best[0], 'predictions': pred}
+                'val_balanced_accuracy': best[0][0]}
+    return {**res, **forecast_errors(pred, targets[test_ids].numpy()), 'val_mae': -best[0][0], 'predictions': pred}
 
 # %% ../nbs/06_evaluate.ipynb #c026
 STAGES = ('tokenize', 'reconstruction', 'classify_tokens', 'classify_random_codes', 'classify_kinematic',
@@ -378,12 +378,12 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
         with np.load(out / 'codes.npz') as z: codes, ctx_codes = torch.from_numpy(z['codes'].astype(np.int64)), torch.from_numpy(z['context_codes'].astype(np.int64))
         rep = {'reconstruction': stage('reconstruction', reconstruction)}
         common = dict(train_ids=tr, val_ids=va, test_ids=te, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed)
-        K = tok.codebook_size
+        K, table = tok.codebook_size, tok.code_table()
         cls = {}
-        cls['tokens'] = stage('classify_tokens', lambda: train_head(CodeHead(K, 4, width=cfg.head_width), codes, labels,
+        cls['tokens'] = stage('classify_tokens', lambda: train_head(CodeHead(table, 4, width=cfg.head_width), codes, labels,
                                                                     task='classify', epochs=cfg.head_epochs, **common))
         rand = torch.randint(0, K, codes.shape, generator=torch.Generator().manual_seed(cfg.seed + 7))
-        cls['random_codes'] = stage('classify_random_codes', lambda: train_head(CodeHead(K, 4, width=cfg.head_width), rand, labels,
+        cls['random_codes'] = stage('classify_random_codes', lambda: train_head(CodeHead(table, 4, width=cfg.head_width), rand, labels,
                                                                                 task='classify', epochs=cfg.head_epochs, **common))
         def kinematic():
             f = kinematic_features(videos)
@@ -396,7 +396,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
         pos = torch.from_numpy(camera_frame_positions(ds.trajectory_3d[:n], ds.projections[:n, ds.camera or 0], size))
         fut = pos[:, k:]
         fc = {}
-        fc['tokens'] = stage('forecast_tokens', lambda: train_head(CodeHead(K, horizon * 3, width=cfg.head_width), ctx_codes, fut,
+        fc['tokens'] = stage('forecast_tokens', lambda: train_head(CodeHead(table, horizon * 3, width=cfg.head_width), ctx_codes, fut,
                                                                    task='forecast', epochs=cfg.head_epochs, **common))
         def cv():
             p = constant_velocity_forecast(pos[te, :k].numpy(), horizon)
@@ -457,7 +457,9 @@ def render_report(rep: dict) -> str:
     L = [f"# Evaluation of {rep['tokenizer']['run_dir']}", '',
          f"{rep['data']['videos']} videos ({rep['data']['frames']}x{rep['data']['image_size']}x{rep['data']['image_size']}, data seed {rep['data']['seed']}); "
          f"splits train/val/test {rep['splits']['train']}/{rep['splits']['val']}/{rep['splits']['test']}, test balanced "
-         f"{rep['splits']['test_per_class']}; videos the tokenizer trained on, per split: {rep['splits']['overlap_with_tokenizer_training']}.", '',
+         f"{rep['splits']['test_per_class']}; videos the tokenizer trained on, per split: "
+         + (str(ov) if None not in (ov := rep['splits']['overlap_with_tokenizer_training']).values()
+            else 'unknown (the run directory has no run.json; the data seed tells)') + '.', '',
          '## Reconstruction (held-out test split)', '',
          '| class | PSNR dB | blank-frame PSNR dB | over blank | fg PSNR dB | SSIM | centroid px | codes used | perplexity |',
          '|---|---|---|---|---|---|---|---|---|']
@@ -479,8 +481,9 @@ def render_report(rep: dict) -> str:
     b = rep['budget']
     L += ['', '## Budget', '', f"Heads: {b['head_epochs']} epochs (3D CNN: {b['pixel_epochs']}), {b['threads']} threads; "
           f"stages: " + ', '.join(f'{k} {v:.0f} s' for k, v in b['stage_seconds'].items()) + f"; total {b['total_seconds'] / 60:.1f} min."]
-    t = rep['tokenizer'].get('training')
-    if t: L.append(f"Tokenizer: {t.get('steps')} training steps ({t.get('epochs')} epochs of {t.get('train_videos')} videos).")
+    t = rep['tokenizer'].get('training') or {}
+    if t.get('steps'):
+        L.append(f"Tokenizer: {t['steps']} training steps" + (f" ({t['epochs']} epochs of {t['train_videos']} videos)" if t.get('epochs') else '') + '.')
     return '\n'.join(L) + '\n'
 
 # %% ../nbs/06_evaluate.ipynb #c031

@@ -14,7 +14,8 @@ from .publish import Publisher, redact_url
 # %% auto #0
 __all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'PROGRESS_TXT', 'PROGRESS_JSON', 'STATUS_HTML',
            'PAGE_IMAGES_MAX_BYTES', 'format_duration', 'read_progress', 'StopRequested', 'GracefulStop',
-           'run_as_command', 'render_status_html', 'ProgressFile', 'effective_status', 'progress_summary']
+           'die_with_parent', 'run_as_command', 'render_status_html', 'ProgressFile', 'effective_status',
+           'progress_summary']
 
 # %% ../nbs/01_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
@@ -51,13 +52,15 @@ class StopRequested(Exception):
     def exit_code(self) -> int: return 128 + self.signum
 
 class GracefulStop:
-    "Context manager: SIGTERM/SIGINT set `requested` instead of killing; a second signal raises KeyboardInterrupt."
+    "Context manager: SIGTERM/SIGINT set `requested` instead of killing; a second Ctrl-C (SIGINT) raises KeyboardInterrupt."
     def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
         self.signals, self.signum, self._old = tuple(signals), None, {}
     @property
     def requested(self) -> bool: return self.signum is not None
     def _handle(self, signum, frame):
-        if self.signum is not None: raise KeyboardInterrupt
+        if self.signum is not None:
+            if signum == signal.SIGINT: raise KeyboardInterrupt     # a person pressing Ctrl-C again means "now"
+            return                                                # a repeated SIGTERM must not break the checkpoint in flight
         self.signum = signum
         print(f'[mono3d] {signal.Signals(signum).name} received: finishing the current step, then stopping', file=sys.stderr, flush=True)
     def request(self, signum: int = signal.SIGTERM) -> None:
@@ -74,7 +77,16 @@ class GracefulStop:
         for s, h in self._old.items(): signal.signal(s, h)
         self._old = {}
 
-# %% ../nbs/01_progress.ipynb #c012
+# %% ../nbs/01_progress.ipynb #c011
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    "Linux: have the kernel send `sig` to this process when its parent dies (and send it now if that already happened)."
+    if not sys.platform.startswith('linux'): return
+    import ctypes
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)       # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return
+    if os.getppid() == 1: os.kill(os.getpid(), sig)                          # the parent died before we asked
+
+# %% ../nbs/01_progress.ipynb #c014
 def run_as_command(job: str, fn) -> int:
     "Run `fn()` as the `mono3d JOB` command and return its exit code (an int that `fn` returns is kept)."
     try:
@@ -87,7 +99,7 @@ def run_as_command(job: str, fn) -> int:
     except (FloatingPointError, OSError, RuntimeError) as e:
         print(f'mono3d {job}: failed: {e}', file=sys.stderr, flush=True); return 1
 
-# %% ../nbs/01_progress.ipynb #c015
+# %% ../nbs/01_progress.ipynb #c017
 STATUS_HTML = 'status.html'
 PAGE_IMAGES_MAX_BYTES = 2 << 20     # plots larger than this are linked, not inlined
 
@@ -158,7 +170,7 @@ def render_status_html(s: dict, directory=None) -> str:
 </main><script>{_JS}</script></body></html>
 """
 
-# %% ../nbs/01_progress.ipynb #c018
+# %% ../nbs/01_progress.ipynb #c020
 class ProgressFile:
     "Keeps `PROGRESS.txt` and `progress.json` of one long job current, with a heartbeat thread and a quiet bar."
     def __init__(self, directory, total: int, job: str = 'job', unit: str = 'items', done: int = 0,
@@ -302,7 +314,7 @@ class ProgressFile:
         else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
         return False
 
-# %% ../nbs/01_progress.ipynb #c024
+# %% ../nbs/01_progress.ipynb #c026
 def _parse_utc(ts: str) -> float:
     import calendar
     return calendar.timegm(time.strptime(ts, '%Y-%m-%dT%H:%M:%SZ'))

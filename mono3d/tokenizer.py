@@ -222,6 +222,14 @@ class VideoTokenizer(nn.Module):
         if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
         return self.decoder(zq)
 
+    @torch.no_grad()
+    def code_table(self) -> torch.Tensor:
+        "The quantized latent vector of every code, `(codebook_size, latent_dim)`: what the decoder sees for each integer."
+        K = self.codebook_size
+        zq = self.quantizer.indices_to_codes(torch.arange(K, device=next(self.parameters()).device).view(1, K, 1, 1))
+        if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
+        return rearrange(zq, '1 d k 1 1 -> k d').float()
+
     # --- files ----------------------------------------------------------------------------------------------
     def save(self, path) -> tuple[Path, Path]:
         "Weights to `path` (safetensors) and the config to the same name with `.json`; both written atomically."

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import CheckpointStore, atomic_write, log, utc_now
-from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, run_as_command
+from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, run_as_command, die_with_parent
 from .data import generate_dataset, load_dataset, videos_to_float, DATASET_JSON
 from .tokenizer import VideoTokenizer, TokenizerConfig
 from .loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
@@ -269,7 +269,7 @@ class Processes:
     def distributed(self) -> bool: return self.world > 1
     def start(self, device: torch.device) -> None:
         if not self.distributed or dist.is_initialized(): return
-        _die_with_parent()
+        die_with_parent(signal.SIGTERM)       # the launcher's death stops this rank like a SIGTERM: checkpoint, then exit
         self.backend = 'nccl' if device.type == 'cuda' else 'gloo'
         dist.init_process_group(self.backend)
     def barrier(self) -> None:
@@ -282,15 +282,8 @@ class Processes:
         if not self.distributed: return list(values)
         t = torch.tensor(values, dtype=torch.float64, device=device); dist.all_reduce(t); return t.tolist()
     def close(self) -> None:
-        if self.distributed and dist.is_initialized(): dist.destroy_process_group()
-
-def _die_with_parent(sig: int = signal.SIGTERM) -> None:
-    "Linux: have the kernel send `sig` to this process when its parent (the launcher) dies."
-    if not sys.platform.startswith('linux'): return
-    import ctypes
-    try: ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)       # PR_SET_PDEATHSIG
-    except (OSError, AttributeError): return
-    if os.getppid() == 1: os.kill(os.getpid(), sig)                          # the launcher died before we asked
+        "Leave the group after a normal end (a collective: every rank must get here)."
+        if self.distributed and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     "`'auto'`: this process's GPU when CUDA is available, else the CPU; `'cuda'` insists; `'cpu'` forces the CPU."
@@ -323,8 +316,11 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
     run = Path(cfg.run_dir)
     previous = _check_run_dir(run, cfg, proc.world)
     proc.start(device)
-    try: return _fit(cfg, proc, device, run, previous)
-    finally: proc.close()
+    result = _fit(cfg, proc, device, run, previous)
+    # after an error or a stop the peers may be gone: leaving the group (a collective) could wait for them
+    # forever, so only a normal end leaves it; otherwise the process exit tears the connections down
+    proc.close()
+    return result
 
 def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, previous: dict | None) -> dict:
     main, cuda = proc.main, device.type == 'cuda'

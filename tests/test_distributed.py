@@ -52,8 +52,9 @@ def test_sigkill_of_the_launcher_then_rerun_resumes_to_the_same_weights(referenc
     wait_for(lambda: (run / 'checkpoints').is_dir() and CheckpointStore(run / 'checkpoints', 'step_').indices()
              and min(CheckpointStore(run / 'checkpoints', 'step_').indices()) >= 4, timeout=300)
     p.send_signal(signal.SIGKILL); p.wait()                                        # the launcher only
-    # the workers notice their launcher is gone (parent-death signal): nothing keeps running or writing
-    wait_for(lambda: subprocess.run(['pgrep', '-s', str(p.pid)], capture_output=True).returncode != 0, timeout=60)
+    # the workers (torchrun starts them in sessions of their own) notice that their launcher is gone
+    # (parent-death signal), checkpoint and exit: nothing keeps running or writing
+    wait_for(lambda: subprocess.run(['pgrep', '-f', str(run)], capture_output=True).returncode != 0, timeout=60)
     assert not (run / 'tokenizer.safetensors').exists()
     r = subprocess.run(torchrun(run, '--epochs', '3', '--ckpt-every-steps', '4'), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

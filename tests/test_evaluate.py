@@ -79,12 +79,13 @@ def test_random_code_control_sits_near_chance():
     labels = np.random.default_rng(1).integers(0, 4, n)
     codes = torch.randint(0, 1000, (n, 2, 4, 4), generator=g)                      # carries nothing about the label
     tr, va, te = stratified_split(labels, test_per_class=100, val_per_class=25, seed=0)
-    head = CodeHead(1000, 4, width=16)
+    table = torch.rand(1000, 4, generator=g) * 2 - 1                               # stands for a code table
+    head = CodeHead(table, 4, width=16)
     res = train_head(head, codes, torch.as_tensor(labels), tr, va, te, task='classify', epochs=4, batch_size=64, lr=2e-3, seed=0)
     assert 0.15 <= res['balanced_accuracy'] <= 0.35, res['balanced_accuracy']
     # the same head on codes that do carry the label learns it: the control is a real control
-    informative = codes.clone(); informative[:, 0, 0, 0] = torch.as_tensor(labels)
-    res = train_head(CodeHead(1000, 4, width=16), informative, torch.as_tensor(labels), tr, va, te, task='classify',
+    informative = codes.clone(); informative[:, 0] = torch.as_tensor(labels)[:, None, None]
+    res = train_head(CodeHead(table, 4, width=16), informative, torch.as_tensor(labels), tr, va, te, task='classify',
                      epochs=4, batch_size=64, lr=2e-3, seed=0)
     assert res['balanced_accuracy'] >= 0.9, res['balanced_accuracy']
 

@@ -107,6 +107,8 @@ def test_sigkill_at_random_moments_then_resume_is_identical(tmp_path, reference_
         assert proc.poll() is None, 'the job finished before it could be killed; make it longer'
         os.kill(proc.pid, signal.SIGKILL); proc.wait(); kills += 1
         assert read_json(out / 'progress.json')['status'] == 'RUNNING'   # a SIGKILLed job cannot say goodbye
+        # its worker processes die with it: no orphan goes on writing into the directory
+        wait_for(lambda: subprocess.run(['pgrep', '-f', str(out)], capture_output=True).returncode != 0, timeout=30)
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     s = read_json(out / 'progress.json')
