@@ -17,7 +17,7 @@ from .progress import ProgressFile, GracefulStop, StopRequested, run_as_command
 from .data import CLASSES, DATASET_JSON, generate_dataset, load_dataset, videos_to_float
 from .tokenizer import VideoTokenizer
 from .loss import FG_THRESHOLD, background_colour, reconstruction_metrics, format_metrics, warmup_cosine, _centroids
-from .train import split_ids
+from .train import split_ids, data_fingerprint, _public
 
 # %% auto #0
 __all__ = ['STAGES', 'RUNTIME_KEYS', 'NAMES', 'EvalConfig', 'stratified_split', 'confusion_matrix', 'per_class_accuracy',
@@ -314,6 +314,9 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     identity = {**{k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_KEYS},
                 'tokenizer_sha256': sha256_file(Path(cfg.run_dir) / 'tokenizer.safetensors')}
+    if cfg.data_dir:   # a given dataset may be regenerated or extended in place: its content is part of the identity
+        identity['data'] = {'dataset': json.loads((data_dir / DATASET_JSON).read_text()),
+                            'fingerprint': data_fingerprint(data_dir, cfg.num_samples)}
     _check_out_dir(out, identity)
     out.mkdir(parents=True, exist_ok=True); (out / 'stages').mkdir(exist_ok=True)
     atomic_write(out / 'eval.json', json.dumps({'identity': identity, 'updated_at': utc_now()}, indent=1))
@@ -408,7 +411,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
                                             'constant velocity': np.asarray(fc['constant_velocity']['predictions'])},
                        labels[te].numpy(), out / 'forecast.png')
         for f in fc.values(): f.pop('predictions', None)
-        rep = {'config': cfg.to_dict(),
+        rep = {'config': _public(cfg),
                'tokenizer': {'run_dir': str(Path(cfg.run_dir)), 'codebook_size': K, 'grid': list(tok.token_grid(frames, size, size)),
                              'bits_per_video': tok.bits_per_video(frames, size, size), 'training': info.get('training')},
                'data': {'data_dir': str(data_dir), 'seed': ds.config.seed, 'videos': n, 'frames': frames, 'image_size': size},

@@ -139,7 +139,7 @@ def render_status_html(s: dict, directory=None) -> str:
     status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
     eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds'))
     rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'not measured yet'
-    rows = [('Progress', f"Completed: {s['done']}/{s['total']} ({pct:.1f}%) {s['unit']}"),
+    rows = [('Progress', f"Completed: {e(s['done'])}/{e(s['total'])} ({pct:.1f}%) {e(s['unit'])}"),
             ('ETA', f'<span id="eta">{e(eta)}</span>' + (f" (at {e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),
             ('Rate', e(rate)), ('Last update', f"{e(s['updated_at'])} (<span id=\"ago\"></span>)"),
             ('Last checkpoint', e(s.get('last_checkpoint') or 'none yet')),
@@ -265,7 +265,8 @@ class ProgressFile:
         if done is not None:
             if self._bar is not None: self._bar.update(int(done) - self.done)
             self.done = int(done)
-        if metrics: self.metrics.update(metrics)
+        if metrics:
+            with self._lock: self.metrics.update(metrics)      # the heartbeat thread serialises them under the lock
         if last_checkpoint is not None: self.last_checkpoint, force = last_checkpoint, True
         if force or time.monotonic() - self._last_write >= self.write_every:
             try: self.write()

@@ -90,7 +90,9 @@ class Publisher:
     def close(self, timeout: float = 30.0) -> bool:
         "Stop the thread and make a final synchronous upload; returns whether it succeeded."
         self._stop.set(); self._wake.set()
-        if self._thread is not None: self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive(): return False      # stuck in a remote call: the job must not wait for it
         return self.sync()
 
 # %% ../nbs/08_publish.ipynb #c012

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import CheckpointStore, atomic_write, log, utc_now
 from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, run_as_command, die_with_parent
+from .publish import redact_url
 from .data import generate_dataset, load_dataset, videos_to_float, DATASET_JSON
 from .tokenizer import VideoTokenizer, TokenizerConfig
 from .loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
@@ -241,6 +242,10 @@ def _check_run_dir(run: Path, cfg: TrainConfig, world_size: int = 1) -> dict | N
                               'Use a new run directory, or the same values; nothing was changed.')
     return old
 
+def _public(cfg) -> dict:
+    "The config as stored in files that may be published or served: credentials in `publish_to` redacted."
+    return {**cfg.to_dict(), 'publish_to': redact_url(cfg.publish_to) if cfg.publish_to else None}
+
 def _load_videos(ds, ids) -> torch.Tensor:
     "uint8 videos `(n, T, H, W, 3)` for sample ids, read shard by shard."
     return torch.from_numpy(np.stack([ds.video_uint8(int(i)) for i in ids]))
@@ -351,7 +356,7 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
     train_u8, val_u8 = _load_videos(ds, train_ids), _load_videos(ds, val_ids)
     if cuda: train_u8 = train_u8.pin_memory()
     G = cfg.batch_size * proc.world                                        # the global batch
-    if main: atomic_write(run / 'run.json', json.dumps({'config': cfg.to_dict(), 'data_dir': str(data_dir.resolve()),
+    if main: atomic_write(run / 'run.json', json.dumps({'config': _public(cfg), 'data_dir': str(data_dir.resolve()),
                                                          'data_fingerprint': fingerprint, 'world_size': proc.world,
                                                          'global_batch': G, 'updated_at': utc_now()}, indent=1))
 
@@ -397,7 +402,7 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
         history['checkpoints'].append(step)
         name = save_checkpoint(store, {'model': model.state_dict(), 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(),
                                        'step': step, 'epoch': step // steps_per_epoch, 'cursor': step % steps_per_epoch,
-                                       'rng': _rng_state(), 'config': cfg.to_dict(), 'history': history, 'best': best,
+                                       'rng': _rng_state(), 'config': _public(cfg), 'history': history, 'best': best,
                                        'world_size': proc.world})
         store.rotate(cfg.keep_last, protect={best['step']} if best else set())
         timing['checkpoint_s'] += time.perf_counter() - t
@@ -446,7 +451,10 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
             if cuda: torch.cuda.synchronize()
             timing['step_s'] += time.perf_counter() - t
             loss_sum, stop_votes = proc.all_sum([out['loss'], float(stop.requested)], device)
-            if stop_votes and not stop.requested: stop.request()           # another rank was signalled: stop together
+            # every rank decides from the same vote (a signal that arrives later counts in the next step's vote);
+            # a single process also honours a signal that arrived after it voted
+            stopping = stop_votes > 0 or (not proc.distributed and stop.requested)
+            if stopping and not stop.requested: stop.request()             # another rank was signalled: stop together
             loss = loss_sum / proc.world
             step += 1
             history['train_loss'].append(loss); history['lr'].append(out['lr'])
@@ -463,11 +471,11 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
                     before = best; v = validate(); improved = best is not before
                     prog.update(metrics={'val_psnr': v['psnr'], 'blank_psnr': v['blank_psnr'], 'val_fg_psnr': v['fg_psnr'],
                                          'val_centroid_err_px': v['centroid_err_px'], 'codebook_usage': v['codebook_usage']})
-                due = (step % cfg.ckpt_every_steps == 0 or epoch_end or improved or step == total or stop.requested
+                due = (step % cfg.ckpt_every_steps == 0 or epoch_end or improved or step == total or stopping
                        or time.monotonic() - t_ckpt >= 60 * cfg.ckpt_every_minutes)
                 if due:
                     prog.update(last_checkpoint=checkpoint()); t_ckpt = time.monotonic()
-            stop.check()
+            if stopping: stop.check()
         # ---- the end: weights, metrics, COMPLETE (rank 0) -----------------------------------------------
         final_metrics = None
         if main:
@@ -484,7 +492,7 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
                                      'tokens_per_video': model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size),
                                      'bits_per_video': model.bits_per_video(cfg.frames, cfg.image_size, cfg.image_size),
                                      'compression_ratio': model.compression_ratio(cfg.frames, cfg.image_size, cfg.image_size)},
-                       'timing': timing, 'config': cfg.to_dict(), 'history': history}
+                       'timing': timing, 'config': _public(cfg), 'history': history}
             atomic_write(run / 'metrics.json', json.dumps(summary, indent=1))
             print(f'[train] COMPLETE {run}: held-out {format_metrics(final_metrics)}; {timing["samples_per_s"]:.1f} samples/s '
                   f'(data {timing["data_s"]:.1f} s, steps {timing["step_s"]:.1f} s, checkpoints {timing["checkpoint_s"]:.1f} s, '

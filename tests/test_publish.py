@@ -57,6 +57,14 @@ def test_credentials_never_reach_the_logs(tmp_path):
     assert redact_url('s3://AKIAXXXX:verysecret@bucket/run') == 's3://***@bucket/run'
     assert redact_url('https://user:pw@example.org/x?token=abc&x=1') == 'https://***@example.org/x?token=***&x=***'
     assert redact_url('gs://bucket/run') == 'gs://bucket/run'
+    # a URL that carries credentials is used, but never written into the files the job publishes or serves
+    url = 'memory://user:hunter2@bucket/run'
+    fit(TrainConfig.from_dict({**TINY, 'epochs': 1, 'run_dir': str(tmp_path / 'run'), 'publish_to': url}))
+    fs = fsspec.filesystem('memory')
+    assert 'COMPLETE' in fs.cat_file(url + '/PROGRESS.txt').decode()
+    for f in (tmp_path / 'run').glob('*.*'):
+        if f.suffix in ('.json', '.txt', '.html'): assert 'hunter2' not in f.read_text(), f.name
+    assert read_json(tmp_path / 'run' / 'run.json')['config']['publish_to'] == 'memory://***@bucket/run'
 
 
 def _progress(tmp_path, status, age=0.0, heartbeat=30.0):
