@@ -20,7 +20,7 @@ def main():
     print(f'machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, '
           f'GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}', flush=True)
     cfg = EvalConfig.from_dict(a)
-    rep = evaluate_run(cfg)
+    evaluate_run(cfg)
     out = Path(cfg.out_dir or Path(cfg.run_dir) / 'eval')
     print((out / 'report.md').read_text())
 

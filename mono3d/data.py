@@ -4,15 +4,15 @@
 
 # %% ../nbs/02_data.ipynb #c003
 from __future__ import annotations
-import io, json, math, multiprocessing as mp, os, signal, sys, time, zipfile
+import json, math, multiprocessing as mp, os, signal, zipfile
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, FIRST_COMPLETED, wait
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
-from .checkpoint import CheckpointStore, atomic_write, log, utc_now
-from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, PREEMPTED, FAILED, die_with_parent
+from .checkpoint import CheckpointStore, atomic_write, log
+from .progress import ProgressFile, GracefulStop, COMPLETE, die_with_parent
 
 # %% auto #0
 __all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',

@@ -13,11 +13,11 @@ from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from .checkpoint import atomic_write, atomic_writer, sha256_file, utc_now
-from .progress import ProgressFile, GracefulStop, StopRequested, run_as_command
+from .progress import ProgressFile, GracefulStop, run_as_command
 from .data import CLASSES, DATASET_JSON, generate_dataset, load_dataset, videos_to_float
 from .tokenizer import VideoTokenizer
-from .loss import FG_THRESHOLD, background_colour, reconstruction_metrics, format_metrics, warmup_cosine, _centroids
-from .train import split_ids, data_fingerprint, _public
+from .loss import FG_THRESHOLD, background_colour, reconstruction_metrics, warmup_cosine, _centroids
+from .train import split_ids, data_fingerprint, _public, _save_png
 
 # %% auto #0
 __all__ = ['STAGES', 'RUNTIME_KEYS', 'NAMES', 'EvalConfig', 'stratified_split', 'confusion_matrix', 'per_class_accuracy',
@@ -492,8 +492,7 @@ def render_report(rep: dict) -> str:
 # %% ../nbs/06_evaluate.ipynb #c031
 def _save_fig(fig, path):
     import matplotlib.pyplot as plt
-    with atomic_writer(path) as f: fig.savefig(f, format='png', dpi=60, bbox_inches='tight')
-    plt.close(fig)
+    _save_png(fig, path, dpi=60, bbox_inches='tight'); plt.close(fig)
 
 def plot_confusions(cls: dict, path) -> None:
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt

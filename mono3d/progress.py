@@ -4,9 +4,8 @@
 
 # %% ../nbs/01_progress.ipynb #c003
 from __future__ import annotations
-import base64, html, json, math, os, re, signal, socket, sys, threading, time
+import base64, html, json, math, os, signal, socket, sys, threading, time
 from pathlib import Path
-from typing import Any
 from tqdm import tqdm
 from .checkpoint import atomic_write, utc_now
 from .publish import Publisher, redact_url

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server, logging, mimetypes, os, re, threading, time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
-from .checkpoint import atomic_write
 
 log = logging.getLogger('mono3d')
 
@@ -75,7 +74,7 @@ class Publisher:
     def _run(self) -> None:
         last_full, delay = time.monotonic(), None
         while not self._stop.is_set():
-            woke = self._wake.wait(delay if delay is not None else self.every)
+            self._wake.wait(delay if delay is not None else self.every)
             self._wake.clear()
             if self._stop.is_set(): break
             full = time.monotonic() - last_full >= self.every

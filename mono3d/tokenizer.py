@@ -5,7 +5,7 @@
 # %% ../nbs/03_tokenizer.ipynb #c003
 from __future__ import annotations
 import json, math
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from torch import nn

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import CheckpointStore, atomic_write, log, utc_now
-from .progress import ProgressFile, GracefulStop, StopRequested, COMPLETE, run_as_command, die_with_parent
+from .progress import ProgressFile, GracefulStop, COMPLETE, run_as_command, die_with_parent
 from .publish import redact_url
 from .data import generate_dataset, load_dataset, videos_to_float, DATASET_JSON
 from .tokenizer import VideoTokenizer, TokenizerConfig
@@ -174,9 +174,10 @@ def load_checkpoint(store: CheckpointStore) -> dict | None:
     return None if m is None else torch.load(store.path(m['index'], '.pt'), map_location='cpu', weights_only=True)
 
 # %% ../nbs/05_train.ipynb #c014
-def _save_png(fig, path) -> None:
+def _save_png(fig, path, dpi: int = 80, **savefig) -> None:
+    "Render `fig` to PNG and write it atomically (every plot of every job goes through here)."
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    FigureCanvasAgg(fig); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80); atomic_write(path, buf.getvalue())
+    FigureCanvasAgg(fig); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, **savefig); atomic_write(path, buf.getvalue())
 
 def plot_loss_curve(history: dict, path) -> None:
     from matplotlib.figure import Figure
@@ -506,7 +507,7 @@ def build_train_parser(prog: str = 'mono3d train') -> argparse.ArgumentParser:
     for f in fields(TrainConfig):
         if f.name == 'run_dir': continue
         flag, default = '--' + f.name.replace('_', '-'), f.default
-        if isinstance(default, bool): ap.add_argument(flag, action='store_true', help=f'(default: off)')
+        if isinstance(default, bool): ap.add_argument(flag, action='store_true', help='(default: off)')
         elif isinstance(default, tuple): ap.add_argument(flag, default=None, metavar='N,N,..', help=f'(default: {",".join(map(str, default))})')
         elif f.name == 'data_dir': ap.add_argument(flag, default=None, help='(default: generate into RUN_DIR/data)')
         elif f.name == 'publish_to': ap.add_argument(flag, default=None, metavar='URL', help='mirror progress, status page and plots here '
