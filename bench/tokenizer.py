@@ -2,7 +2,11 @@
 measure it on held-out videos.
 
     python bench/tokenizer.py [--minutes 20 | --steps N] [--train-samples 4000] [--held-out 256] [--batch-size 8]
-                              [--lr 2e-3] [--fg-weight 20] [--data DIR] [--out DIR] [--speed-only]
+                              [--crop-size 32] [--crop-batch-size 16] [--full-fraction 0.1]
+                              [--lr 3e-3] [--fg-weight 10] [--data DIR] [--out DIR] [--speed-only]
+
+Training recipe: object-centred 32x32 crops (all 16 frames, `mono3d.loss.object_crops`), 16 per step, for
+the first 90 % of the steps, then full 64x64 videos, 8 per step (`--crop-size 0`: full videos throughout).
 
 Prints: training-step speed (samples/s), then held-out PSNR next to the blank-frame PSNR, foreground
 PSNR, SSIM, centroid error, codebook usage and perplexity, and the time used. Targets (issue 3): PSNR
@@ -15,7 +19,7 @@ import numpy as np
 import torch
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
 from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
-from mono3d.loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
+from mono3d.loss import object_crops, ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
 
 
 def evaluate(tok, videos, batch=32):
@@ -34,9 +38,13 @@ def main():
     ap.add_argument('--train-samples', type=int, default=4000)
     ap.add_argument('--held-out', type=int, default=256)
     ap.add_argument('--batch-size', type=int, default=8)
+    ap.add_argument('--crop-size', type=int, default=32, help='object-centred crop size for the crop phase (0: no crops)')
+    ap.add_argument('--crop-batch-size', type=int, default=16, help='crops per step in the crop phase')
+    ap.add_argument('--full-fraction', type=float, default=0.1, help='fraction of the steps (or minutes) trained on full videos at the end')
     ap.add_argument('--lr', type=float, default=3e-3)
-    ap.add_argument('--fg-weight', type=float, default=20.0)
+    ap.add_argument('--fg-weight', type=float, default=10.0)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--eval-every', type=int, default=500, help='steps between held-out[:64] checks')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--data', default='runs/bench-data', help='dataset directory (generated if missing; resumable)')
     ap.add_argument('--out', default='runs/bench-tokenizer', help='where the trained weights and metrics go')
@@ -73,32 +81,44 @@ def main():
 
     # the cosine schedule is sized to the budget from the speed of the first 20 real steps (warm-up runs meanwhile)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, a.steps or 10 ** 9, 0.05))
-    g = torch.Generator().manual_seed(a.seed)
+    g, gc = torch.Generator().manual_seed(a.seed), torch.Generator().manual_seed(a.seed + 1)
     t0, step, seen, t_train = time.perf_counter(), 0, 0, 0.0
+    phase = {True: [0, 0.0, 0], False: [0, 0.0, 0]}   # crop phase / full phase: steps, seconds, samples
+    def cropping():   # the crop phase: all but the last full_fraction of the budget
+        if not a.crop_size: return False
+        if a.steps: return step < a.steps * (1 - a.full_fraction)
+        return time.perf_counter() - t0 < a.minutes * 60 * (1 - a.full_fraction)
     while (step < a.steps) if a.steps else (time.perf_counter() - t0 < a.minutes * 60):
-        idx = torch.randint(0, len(train), (a.batch_size,), generator=g)
-        x = videos_to_float(train[idx]).to(dev)
-        ts = time.perf_counter(); out = tokenizer_step(tok, loss_fn, opt, sched, x); t_train += time.perf_counter() - ts
-        step += 1; seen += a.batch_size
+        crop = cropping()
+        idx = torch.randint(0, len(train), (a.crop_batch_size if crop else a.batch_size,), generator=g)
+        x = videos_to_float(train[idx])
+        if crop: x = object_crops(x, a.crop_size, gc, align=tok.factors[1])
+        x = x.to(dev)
+        ts = time.perf_counter(); out = tokenizer_step(tok, loss_fn, opt, sched, x)
+        dt = time.perf_counter() - ts; t_train += dt; ph = phase[crop]; ph[0] += 1; ph[1] += dt; ph[2] += len(x)
+        step += 1; seen += len(x)
         if step == 20 and not a.steps:
             total = max(200, int(a.minutes * 60 / (t_train / 20)))
             sched.lr_lambdas[0] = warmup_cosine(100, total, 0.05)
             print(f'schedule: warm-up 100 steps, cosine to 5% at step {total} (sized from {t_train / 20:.3f} s/step)', flush=True)
-        if step % 200 == 0:
+        if step % a.eval_every == 0:
             m = evaluate(tok, held[:64])
             print(f'step {step} ({time.perf_counter() - t0:.0f} s) loss {out["loss"]:.4f} lr {out["lr"]:.2e} | held-out[:64] {format_metrics(m)}', flush=True)
     used = time.perf_counter() - t0
     m = evaluate(tok, held)
-    print(f'budget: {used / 60:.1f} min wall clock ({t_train / 60:.1f} min in training steps), {step} steps of batch {a.batch_size}, {seen} samples seen; '
-          f'training step {seen / t_train:.2f} samples/s')
+    print(f'budget: {used / 60:.1f} min wall clock ({t_train / 60:.1f} min in training steps), {step} steps, {seen} samples seen')
+    for crop, (n, sec, smp) in phase.items():
+        if n: print(f'  {"crop phase" if crop else "full phase"}: {n} steps of batch {a.crop_batch_size if crop else a.batch_size} '
+                    f'({f"{a.crop_size}x{a.crop_size} crops" if crop else "16x64x64"}), {sec / 60:.1f} min, {sec / n:.3f} s/step, {smp / sec:.2f} samples/s')
     print(f'held-out ({len(held)} videos): {format_metrics(m)}')
     ok = {'psnr >= blank + 12 dB': m['psnr_over_blank'] >= 12, 'ssim >= 0.97': m['ssim'] >= 0.97,
           'centroid <= 1 px': m['centroid_err_px'] <= 1, 'usage >= 60%': m['codebook_usage'] >= 0.6, 'perplexity >= 100': m['perplexity'] >= 100}
     print('targets: ' + ', '.join(f'{k}: {"met" if v else "NOT met"}' for k, v in ok.items()))
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     tok.cpu().save(out / 'tokenizer.safetensors')
-    (out / 'metrics.json').write_text(json.dumps({**m, 'minutes': used / 60, 'steps': step, 'batch_size': a.batch_size,
-                                                 'train_samples_per_s': seen / t_train, 'targets': ok}, indent=1))
+    (out / 'metrics.json').write_text(json.dumps({**m, 'minutes': used / 60, 'train_minutes': t_train / 60, 'steps': step,
+                                                 'recipe': {k: getattr(a, k) for k in ('batch_size', 'crop_size', 'crop_batch_size', 'full_fraction', 'lr', 'fg_weight')},
+                                                 'full_phase_samples_per_s': phase[False][2] / phase[False][1] if phase[False][0] else None, 'targets': ok}, indent=1))
     print(f'weights and metrics in {out}')
 
 

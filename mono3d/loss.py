@@ -13,7 +13,7 @@ from einops import rearrange, reduce
 # %% auto #0
 __all__ = ['FG_THRESHOLD', 'background_colour', 'foreground_mask', 'ReconstructionLoss', 'psnr', 'blank_frame_psnr',
            'foreground_psnr', 'ssim', 'centroid_error_px', 'codebook_usage', 'perplexity', 'reconstruction_metrics',
-           'format_metrics', 'warmup_cosine', 'tokenizer_step']
+           'format_metrics', 'object_crops', 'warmup_cosine', 'tokenizer_step']
 
 # %% ../nbs/04_loss.ipynb #c006
 FG_THRESHOLD = 2 / 255
@@ -143,6 +143,31 @@ def format_metrics(m: dict) -> str:
     return s
 
 # %% ../nbs/04_loss.ipynb #c020
+def object_crops(video: torch.Tensor, size: int, generator: torch.Generator | None = None, align: int = 4,
+                 jitter: float = 1 / 3) -> torch.Tensor:
+    """One square crop per video, all frames kept: `(B, C, T, H, W)` → `(B, C, T, size, size)`.
+    Each crop is centred on a foreground pixel drawn at random (the frame's centre when a video shows no
+    object), shifted by up to `jitter * size` pixels, kept inside the frame, and its corner is a multiple of
+    `align` (pass the tokenizer's spatial factor). Deterministic for a given `generator` state."""
+    if not isinstance(video, torch.Tensor) or video.ndim != 5:
+        raise ValueError(f'video must be a tensor (B, C, T, H, W), got {getattr(video, "shape", type(video).__name__)}')
+    H, W = video.shape[-2:]
+    if not isinstance(align, int) or align < 1: raise ValueError(f'align must be a positive integer, got {align!r}')
+    if not isinstance(size, int) or size < align or size % align or size > min(H, W):
+        raise ValueError(f'size must be a multiple of align={align} between {align} and the frame size {min(H, W)}, got {size!r}')
+    if not 0 <= jitter <= 1: raise ValueError(f'jitter must be in [0, 1], got {jitter!r}')
+    where = foreground_mask(video).any(dim=2)[:, 0].flatten(1).float()          # (B, H*W): the object in any frame
+    empty = where.sum(1) == 0
+    where[empty, (H // 2) * W + W // 2] = 1.0
+    centre = torch.multinomial(where, 1, generator=generator)[:, 0]
+    cy, cx = centre // W, centre % W
+    j = int(jitter * size)
+    shift = torch.randint(-j, j + 1, (2, len(video)), generator=generator)
+    oy = ((cy + shift[0] - size // 2).clamp(0, H - size) // align * align).tolist()
+    ox = ((cx + shift[1] - size // 2).clamp(0, W - size) // align * align).tolist()
+    return torch.stack([v[..., y:y + size, x:x + size] for v, y, x in zip(video, oy, ox)])
+
+# %% ../nbs/04_loss.ipynb #c023
 def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1):
     "Multiplier for `LambdaLR`: linear warm-up, then cosine decay to `min_lr_ratio`."
     if warmup_steps < 0 or total_steps < 1: raise ValueError(f'need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps} and {total_steps}')
