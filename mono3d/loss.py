@@ -31,7 +31,7 @@ def foreground_mask(video: torch.Tensor, bg: torch.Tensor | None = None, thresho
 class ReconstructionLoss(nn.Module):
     """Foreground-weighted L1 + L2, normalised by the total weight, plus the quantizer's auxiliary loss.
     Returns `(loss, parts)` where `parts` holds detached floats for logging."""
-    def __init__(self, fg_weight: float = 20.0, l1: float = 1.0, l2: float = 1.0, aux_weight: float = 1.0):
+    def __init__(self, fg_weight: float = 10.0, l1: float = 1.0, l2: float = 1.0, aux_weight: float = 1.0):
         super().__init__()
         for n, v in (('fg_weight', fg_weight), ('l1', l1), ('l2', l2), ('aux_weight', aux_weight)):
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0: raise ValueError(f'{n} must be a finite number >= 0, got {v!r}')

@@ -16,7 +16,7 @@ from .progress import ProgressFile, GracefulStop, COMPLETE, run_as_command, die_
 from .publish import redact_url
 from .data import generate_dataset, load_dataset, videos_to_float, DATASET_JSON
 from .tokenizer import VideoTokenizer, TokenizerConfig
-from .loss import ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
+from .loss import ReconstructionLoss, object_crops, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
 
 # %% auto #0
 __all__ = ['DEVICES', 'PRECISIONS', 'IDENTITY_KEYS', 'CKPT_PREFIX', 'TrainConfig', 'split_ids', 'epoch_order', 'data_fingerprint',
@@ -42,7 +42,10 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.0
-    fg_weight: float = 20.0
+    fg_weight: float = 10.0
+    crop_size: int = 32                # object-centred crops for the first steps; 0 (or >= image_size): full frames throughout
+    crops_per_video: int = 2           # crops taken from each video of a batch in the crop phase
+    full_size_fraction: float = 0.1    # the last fraction of the steps trains on full frames
     grad_clip: float = 1.0
     channels: int = 16
     channel_mults: tuple = (1, 2, 4)
@@ -82,11 +85,15 @@ class TrainConfig:
             if v is not None and (not isinstance(v, str) or not v): raise ValueError(f'{n} must be a path or None, got {v!r}')
         for n, lo in (('num_samples', 2), ('frames', 2), ('image_size', 16), ('data_seed', 0), ('epochs', 1), ('batch_size', 1),
                       ('warmup_steps', 0), ('channels', 1), ('res_blocks', 0), ('lfq_bits', 1), ('seed', 0),
-                      ('ckpt_every_steps', 1), ('keep_last', 1), ('val_every_steps', 0), ('print_every', 1), ('threads', 0)):
+                      ('ckpt_every_steps', 1), ('keep_last', 1), ('val_every_steps', 0), ('print_every', 1), ('threads', 0),
+                      ('crop_size', 0), ('crops_per_video', 1)):
             integer(n, lo)
         integer('val_samples', 1, self.num_samples - self.batch_size)
         for n in ('lr', 'ckpt_every_minutes', 'progress_every', 'heartbeat_every', 'grad_clip'): number(n, 0)
         for n in ('min_lr_ratio', 'weight_decay', 'fg_weight'): number(n, 0, strict=False)
+        f = self.full_size_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 1:
+            raise ValueError(f'full_size_fraction must be a number in [0, 1], got {f!r}')
         for n in ('production', 'compile'):
             if not isinstance(getattr(self, n), bool): raise ValueError(f'{n} must be True or False, got {getattr(self, n)!r}')
         for n, allowed in (('device', DEVICES), ('precision', PRECISIONS)):
@@ -94,6 +101,11 @@ class TrainConfig:
         tok = self.tokenizer_config()     # checks the architecture (and says what is wrong)
         for n, size, f in (('frames', self.frames, tok.temporal_downsample), ('image_size', self.image_size, tok.spatial_downsample)):
             if size % f: raise ValueError(f'{n} must be divisible by the tokenizer\'s factor {f}, got {size}')
+        if self.crop_size % tok.spatial_downsample:
+            raise ValueError(f'crop_size must be 0 (full frames) or a multiple of the spatial factor {tok.spatial_downsample}, got {self.crop_size}')
+
+    @property
+    def crops(self) -> bool: return 0 < self.crop_size < self.image_size
 
     def tokenizer_config(self) -> TokenizerConfig:
         return TokenizerConfig(channels=self.channels, channel_mults=tuple(self.channel_mults), res_blocks=self.res_blocks,
@@ -112,15 +124,16 @@ class TrainConfig:
                 try: d[k] = tuple(int(x) for x in v.replace('(', '').replace(')', '').split(',') if x.strip())
                 except ValueError: raise ValueError(f'{k} must be integers separated by commas, got {v!r}') from None
             elif isinstance(v, list): d[k] = tuple(v)
-        for k in ('lr', 'min_lr_ratio', 'weight_decay', 'fg_weight', 'grad_clip', 'ckpt_every_minutes', 'progress_every', 'heartbeat_every'):
+        for k in ('lr', 'min_lr_ratio', 'weight_decay', 'fg_weight', 'full_size_fraction', 'grad_clip', 'ckpt_every_minutes', 'progress_every',
+                  'heartbeat_every'):
             if isinstance(d.get(k), int) and not isinstance(d.get(k), bool): d[k] = float(d[k])
         return cls(**d)
 
     def to_dict(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 IDENTITY_KEYS = ('num_samples', 'val_samples', 'frames', 'image_size', 'data_seed', 'batch_size', 'lr', 'warmup_steps',
-                 'min_lr_ratio', 'weight_decay', 'fg_weight', 'grad_clip', 'channels', 'channel_mults', 'res_blocks',
-                 'quantizer', 'levels', 'lfq_bits', 'seed')
+                 'min_lr_ratio', 'weight_decay', 'fg_weight', 'crop_size', 'crops_per_video', 'full_size_fraction', 'grad_clip',
+                 'channels', 'channel_mults', 'res_blocks', 'quantizer', 'levels', 'lfq_bits', 'seed')
 
 # %% ../nbs/05_train.ipynb #c009
 def split_ids(num_samples: int, val_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -397,6 +410,8 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
     step_model = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if proc.distributed else model
     if cfg.compile: step_model = torch.compile(step_model)
     timing = {'data_s': 0.0, 'step_s': 0.0, 'checkpoint_s': 0.0, 'validation_s': 0.0}
+    phases = timing['phases'] = {}                     # this invocation's crop and full-frame steps: count, samples, seconds, shape
+    crop_until = round(total * (1 - cfg.full_size_fraction)) if cfg.crops else 0
 
     def checkpoint() -> str:
         t = time.perf_counter()
@@ -431,6 +446,8 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
               f'{cfg.epochs} epochs = {total} steps; {where}; device {device}, {precision}'
               f'{", compiled" if cfg.compile else ""}; tokenizer {sum(p.numel() for p in model.parameters()):,} parameters, '
               f'{model.tokens_per_video(cfg.frames, cfg.image_size, cfg.image_size)} tokens/video', flush=True)
+        if crop_until: print(f'[train] steps 1-{crop_until}: {cfg.crops_per_video} object-centred {cfg.crop_size}x{cfg.crop_size} crops per video '
+                             f'(all {cfg.frames} frames); steps {crop_until + 1}-{total}: full {cfg.image_size}x{cfg.image_size} frames', flush=True)
     t_ckpt, t0, step0 = time.monotonic(), time.monotonic(), step
     order_epoch, order = None, None
     with GracefulStop() as stop, prog:
@@ -441,16 +458,24 @@ def _fit(cfg: TrainConfig, proc: Processes, device: torch.device, run: Path, pre
             if epoch != order_epoch: order, order_epoch = epoch_order(cfg.seed, epoch, n), epoch
             idx = order[cursor * G:(cursor + 1) * G]
             if proc.distributed: idx = np.array_split(idx, proc.world)[proc.rank]
-            x = videos_to_float(train_u8[idx].to(device, non_blocking=True))
+            crop = step < crop_until
+            if crop:    # object-centred crops: a pure function of (seed, step, rank) too
+                g = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, proc.rank, 0xC409]).generate_state(1)[0]))
+                x = videos_to_float(train_u8[idx]).repeat_interleave(cfg.crops_per_video, 0)
+                x = object_crops(x, cfg.crop_size, g, align=model.factors[1]).to(device, non_blocking=True)
+            else: x = videos_to_float(train_u8[idx].to(device, non_blocking=True))
             if cuda: x = x.contiguous(memory_format=torch.channels_last_3d)
-            timing['data_s'] += time.perf_counter() - t; t = time.perf_counter()
+            t_data = time.perf_counter() - t; timing['data_s'] += t_data; t = time.perf_counter()
             try: out = tokenizer_step(step_model, loss_fn, opt, sched, x, clip_grad=cfg.grad_clip, autocast=amp,
                                       check_loss_first=not proc.distributed)
             except FloatingPointError as e:
                 raise FloatingPointError(f'non-finite loss at step {step + 1} ({e}); the weights of step {step} are kept '
                                          f'in the last checkpoint, lower lr (now {cfg.lr}) and run again in a new run_dir') from None
             if cuda: torch.cuda.synchronize()
-            timing['step_s'] += time.perf_counter() - t
+            t_step = time.perf_counter() - t; timing['step_s'] += t_step
+            side = cfg.crop_size if crop else cfg.image_size
+            ph = phases.setdefault('crop' if crop else 'full', {'steps': 0, 'samples': 0, 'seconds': 0.0, 'shape': [cfg.frames, side, side]})
+            ph['steps'] += 1; ph['samples'] += G * (cfg.crops_per_video if crop else 1); ph['seconds'] += t_data + t_step
             loss_sum, stop_votes = proc.all_sum([out['loss'], float(stop.requested)], device)
             # every rank decides from the same vote (a signal that arrives later counts in the next step's vote);
             # a single process also honours a signal that arrived after it voted
