@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
 from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
-from mono3d.loss import object_crops, ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
+from mono3d.loss import object_crops, perplexity, ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
 
 
 def evaluate(tok, videos, batch=32):
@@ -28,6 +28,33 @@ def evaluate(tok, videos, batch=32):
         for i in range(0, len(videos), batch):
             x = videos_to_float(videos[i:i + batch]); r, c, _ = tok(x); rs.append(r); cs.append(c)
     return reconstruction_metrics(torch.cat(rs), videos_to_float(videos), torch.cat(cs), tok.codebook_size)
+
+
+def diagnose(tok, videos, batch=32):
+    """Where the held-out error is and which tokens carry information: squared error split into background
+    (more than 1 px from the object), the object's edge band (1 px either side of its outline) and its interior;
+    perplexity of the tokens whose 4x4x4 cell touches the object and of the others."""
+    import torch.nn.functional as F
+    from mono3d.loss import foreground_mask
+    tok.eval(); parts, codes_fg, codes_bg = {'background': 0.0, 'edge band': 0.0, 'interior': 0.0}, [], []
+    area = dict.fromkeys(parts, 0)
+    with torch.no_grad():
+        for i in range(0, len(videos), batch):
+            x = videos_to_float(videos[i:i + batch]); r, c, _ = tok(x)
+            fg = foreground_mask(x)
+            grown = F.max_pool3d(fg.float(), (1, 3, 3), 1, (0, 1, 1)) > 0
+            interior = fg & ~(F.max_pool3d((~fg).float(), (1, 3, 3), 1, (0, 1, 1)) > 0)
+            err = (r.clamp(0, 1) - x).square().mean(1, keepdim=True)
+            for k, m in (('background', ~grown), ('edge band', grown & ~interior), ('interior', interior)):
+                parts[k] += float(err[m].sum()); area[k] += int(m.sum())
+            touch = F.max_pool3d(fg.float(), tok.factors)[:, 0] > 0
+            codes_fg.append(c[touch]); codes_bg.append(c[~touch])
+    total = sum(parts.values())
+    print('error by region (share of squared error, share of pixels): ' + ', '.join(
+        f'{k} {100 * v / total:.1f}% of error on {100 * area[k] / sum(area.values()):.1f}% of pixels' for k, v in parts.items()))
+    cf, cb = torch.cat(codes_fg), torch.cat(codes_bg)
+    print(f'tokens touching the object: {100 * len(cf) / (len(cf) + len(cb)):.1f}%, perplexity {perplexity(cf, tok.codebook_size):.1f}; '
+          f'other tokens: perplexity {perplexity(cb, tok.codebook_size):.1f}')
 
 
 def main():
@@ -49,6 +76,7 @@ def main():
     ap.add_argument('--data', default='runs/bench-data', help='dataset directory (generated if missing; resumable)')
     ap.add_argument('--out', default='runs/bench-tokenizer', help='where the trained weights and metrics go')
     ap.add_argument('--speed-only', action='store_true', help='only time 10 training steps')
+    ap.add_argument('--eval-only', metavar='WEIGHTS', default=None, help='only measure saved weights (tokenizer.safetensors) on the held-out videos')
     a = ap.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -71,6 +99,13 @@ def main():
         return
 
     n = a.train_samples + a.held_out
+    if a.eval_only:
+        tok = VideoTokenizer.load(a.eval_only)
+        generate_dataset(a.data, n, bar=False); ds = load_dataset(a.data)
+        held = torch.from_numpy(np.stack([ds.video_uint8(i) for i in range(a.train_samples, n)]))
+        print(f'held-out ({len(held)} videos, ids {a.train_samples}..{n - 1}): {format_metrics(evaluate(tok, held))}')
+        diagnose(tok, held)
+        return
     t_gen = time.perf_counter()
     generate_dataset(a.data, n, bar=False)
     ds = load_dataset(a.data)
@@ -111,6 +146,7 @@ def main():
         if n: print(f'  {"crop phase" if crop else "full phase"}: {n} steps of batch {a.crop_batch_size if crop else a.batch_size} '
                     f'({f"{a.crop_size}x{a.crop_size} crops" if crop else "16x64x64"}), {sec / 60:.1f} min, {sec / n:.3f} s/step, {smp / sec:.2f} samples/s')
     print(f'held-out ({len(held)} videos): {format_metrics(m)}')
+    diagnose(tok, held)
     ok = {'psnr >= blank + 12 dB': m['psnr_over_blank'] >= 12, 'ssim >= 0.97': m['ssim'] >= 0.97,
           'centroid <= 1 px': m['centroid_err_px'] <= 1, 'usage >= 60%': m['codebook_usage'] >= 0.6, 'perplexity >= 100': m['perplexity'] >= 100}
     print('targets: ' + ', '.join(f'{k}: {"met" if v else "NOT met"}' for k, v in ok.items()))
