@@ -19,9 +19,9 @@ from .tokenizer import VideoTokenizer, TokenizerConfig
 from .loss import ReconstructionLoss, object_crops, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
 
 # %% auto #0
-__all__ = ['DEVICES', 'PRECISIONS', 'IDENTITY_KEYS', 'CKPT_PREFIX', 'TrainConfig', 'split_ids', 'epoch_order', 'data_fingerprint',
-           'save_checkpoint', 'load_checkpoint', 'plot_loss_curve', 'plot_reconstructions', 'run_prelaunch_checklist',
-           'evaluate', 'Processes', 'pick_device', 'fit', 'build_train_parser', 'main']
+__all__ = ['DEVICES', 'PRECISIONS', 'IDENTITY_KEYS', 'CKPT_PREFIX', 'BEFORE_CROPS', 'TrainConfig', 'split_ids', 'epoch_order',
+           'data_fingerprint', 'save_checkpoint', 'load_checkpoint', 'plot_loss_curve', 'plot_reconstructions',
+           'run_prelaunch_checklist', 'evaluate', 'Processes', 'pick_device', 'fit', 'build_train_parser', 'main']
 
 # %% ../nbs/05_train.ipynb #c006
 DEVICES, PRECISIONS = ('auto', 'cpu', 'cuda'), ('auto', 'fp32', 'bf16')
@@ -240,6 +240,8 @@ def run_prelaunch_checklist(run_dir, tests: str = 'tests') -> str:
     return report
 
 # %% ../nbs/05_train.ipynb #c018
+BEFORE_CROPS = {'crop_size': 0, 'crops_per_video': 2, 'full_size_fraction': 0.1}   # what runs made before these keys did
+
 def _check_run_dir(run: Path, cfg: TrainConfig, world_size: int = 1) -> dict | None:
     "Refuse (before touching anything) a run directory whose run.json differs in an identity key or in the process count."
     p = run / 'run.json'
@@ -248,7 +250,8 @@ def _check_run_dir(run: Path, cfg: TrainConfig, world_size: int = 1) -> dict | N
         return None
     old = json.loads(p.read_text())
     new = cfg.to_dict()
-    diff = [f'{k}: {old["config"].get(k)!r} in the run, {new[k]!r} requested' for k in IDENTITY_KEYS if old['config'].get(k) != new[k]]
+    was = {**BEFORE_CROPS, **old['config']}          # a run from before crops existed trained on full frames
+    diff = [f'{k}: {was.get(k)!r} in the run, {new[k]!r} requested' for k in IDENTITY_KEYS if was.get(k) != new[k]]
     if old.get('world_size', 1) != world_size:
         diff.append(f'world_size: {old.get("world_size", 1)} in the run, {world_size} now (the global batch and the order of the videos '
                     f'depend on it; launch with torchrun --nproc_per_node {old.get("world_size", 1)} or use a new run directory)')

@@ -227,6 +227,20 @@ def test_changed_architecture_or_data_is_refused_and_epochs_extend(tmp_path):
     assert len(h['train_loss']) == 30 and read_json(run / 'progress.json')['done'] == 30
 
 
+def test_a_run_from_before_crops_resumes_only_as_full_frames(tmp_path):
+    "run.json of a run made before the crop keys existed (they are removed here): it trained on full frames."
+    run = tmp_path / 'run'
+    assert run_cli('train', run, *cli_flags(epochs=1, crop_size=0)).returncode == 0
+    info = read_json(run / 'run.json')
+    for k in ('crop_size', 'crops_per_video', 'full_size_fraction'): del info['config'][k]
+    (run / 'run.json').write_text(json.dumps(info))
+    r = run_cli('train', run, *cli_flags(epochs=2))                       # TINY crops: a different recipe
+    assert r.returncode == 2 and 'crop_size: 0 in the run, 16 requested' in r.stderr
+    r = run_cli('train', run, *cli_flags(epochs=2, crop_size=0))          # full frames: the same run, extended
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_json(run / 'progress.json')['done'] == 20
+
+
 @pytest.mark.parametrize('bad, message', [
     ({'batch_size': 0}, 'batch_size must be an integer >= 1, got 0'),
     ({'epochs': 'ten'}, "epochs must be an integer >= 1, got 'ten'"),
