@@ -17,9 +17,10 @@ import argparse, json, os, platform, time
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
 from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
-from mono3d.loss import object_crops, perplexity, ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
+from mono3d.loss import object_crops, foreground_mask, perplexity, ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
 
 
 def evaluate(tok, videos, batch=32):
@@ -34,8 +35,6 @@ def diagnose(tok, videos, batch=32):
     """Where the held-out error is and which tokens carry information: squared error split into background
     (more than 1 px from the object), the object's edge band (1 px either side of its outline) and its interior;
     perplexity of the tokens whose 4x4x4 cell touches the object and of the others."""
-    import torch.nn.functional as F
-    from mono3d.loss import foreground_mask
     tok.eval(); parts, codes_fg, codes_bg = {'background': 0.0, 'edge band': 0.0, 'interior': 0.0}, [], []
     area = dict.fromkeys(parts, 0)
     with torch.no_grad():
@@ -78,6 +77,8 @@ def main():
     ap.add_argument('--speed-only', action='store_true', help='only time 10 training steps')
     ap.add_argument('--eval-only', metavar='WEIGHTS', default=None, help='only measure saved weights (tokenizer.safetensors) on the held-out videos')
     a = ap.parse_args()
+    if not 0 <= a.full_fraction <= 1: ap.error(f'--full-fraction must be a number in [0, 1], got {a.full_fraction}')
+    if a.crop_size < 0 or a.crop_size % 4: ap.error(f'--crop-size must be 0 (no crops) or a multiple of the spatial factor 4, got {a.crop_size}')
     torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     print(f'machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} '
