@@ -14,8 +14,9 @@ from .progress import ProgressFile, StopRequested, RUNNING, COMPLETE, FAILED, PR
 from .status_page import render_status_html, STATUS_HTML
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'RECORDS', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop', 'die_with_parent', 'Processes',
-           'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'identity_diff', 'Job', 'run_as_command']
+__all__ = ['LOCK_FILE', 'RECORDS', 'DIRECTORY_PARAMS', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop',
+           'die_with_parent', 'Processes', 'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'identity_diff', 'Job',
+           'run_as_command']
 
 # %% ../nbs/05_job.ipynb #c006
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ class DirectoryLock:
         "What the current holder wrote about itself (empty if nothing readable)."
         try: return json.loads(self.path.read_text() or '{}')
         except (OSError, ValueError): return {}
-    def acquire(self) -> 'DirectoryLock':
+    def acquire(self, announce: bool = True) -> 'DirectoryLock':
+        "Take the lock or raise `DirectoryBusy`; `announce` writes who holds it (else call `announce()` later)."
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -136,10 +138,13 @@ class DirectoryLock:
                    if h else 'another mono3d job (it is just starting)')
             raise DirectoryBusy(f'{self.dir} is in use by {who}; wait for it to end or stop it, or use another directory. '
                                 'Nothing was changed.', 'directory') from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({'job': self.job, 'pid': os.getpid(), 'host': socket.gethostname(), 'since': utc_now()}).encode(), 0)
         self.fd = fd
+        if announce: self.announce()
         return self
+    def announce(self) -> None:
+        "Write this process's pid, host and start time into the lock file (for the message of a refused job)."
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps({'job': self.job, 'pid': os.getpid(), 'host': socket.gethostname(), 'since': utc_now()}).encode(), 0)
     def release(self) -> None:
         if self.fd is not None:
             try: fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -172,6 +177,7 @@ def reproducibility() -> dict:
 
 # %% ../nbs/05_job.ipynb #c022
 RECORDS = {'generate': 'dataset.json', 'train': 'run.json', 'evaluate': 'eval.json'}
+DIRECTORY_PARAMS = {'generate': 'out_dir', 'train': 'run_dir', 'evaluate': 'out_dir'}
 RECORD_FORMAT = 2
 ERROR_LOG = 'error.log'
 
@@ -200,11 +206,11 @@ class Job:
     # --- 1, 2: directory, lock, identity ---------------------------------------------------------------------
     def check_directory(self) -> None:
         "The directory exists (created if needed) and is writable; otherwise a `ConfigError` naming it."
-        d = self.dir
-        if d.exists() and not d.is_dir(): raise ConfigError(f'{self.kind} directory {str(d)!r} is a file, not a directory', 'directory')
+        d, name = self.dir, DIRECTORY_PARAMS[self.kind]
+        if d.exists() and not d.is_dir(): raise ConfigError(f'{name} {str(d)!r} is a file, not a directory', name)
         try: d.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise ConfigError(f'{self.kind} directory {str(d)!r} cannot be created: {e.strerror}', 'directory') from None
-        if not os.access(d, os.W_OK | os.X_OK): raise ConfigError(f'{self.kind} directory {str(d)!r} is not writable', 'directory')
+        except OSError as e: raise ConfigError(f'{name} {str(d)!r} cannot be created: {e.strerror}', name) from None
+        if not os.access(d, os.W_OK | os.X_OK): raise ConfigError(f'{name} {str(d)!r} is not writable', name)
 
     def read_record(self) -> dict | None:
         "The directory's record, or None; refuses (naming the file) one that cannot be read or is of an older format."
@@ -226,13 +232,14 @@ class Job:
         "Check the directory, lock it, and refuse an earlier record with another identity; returns that record or None."
         if not self.main: return None
         self.check_directory()
-        self.lock.acquire()
+        self.lock.acquire(announce=False)              # a refused job leaves even the lock file as it was
         try:
             rec = self.read_record()
             if rec is not None:
                 diff = identity_diff(rec['identity'], identity)
                 if diff: raise ConfigError(f'{self.dir} was made by a {self.kind} job with different settings ({"; ".join(diff)}). '
                                            'Use another directory or the same settings; nothing was changed.', 'directory')
+            self.lock.announce()
         except BaseException:
             self.lock.release(); raise
         self.record, self.identity = rec, identity

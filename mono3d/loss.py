@@ -13,7 +13,7 @@ from einops import rearrange, reduce
 # %% auto #0
 __all__ = ['FG_THRESHOLD', 'background_colour', 'foreground_mask', 'ReconstructionLoss', 'psnr', 'blank_frame_psnr',
            'foreground_psnr', 'ssim', 'object_centroids', 'centroid_error_px', 'codebook_usage', 'perplexity',
-           'reconstruction_metrics', 'format_metrics']
+           'MetricSums', 'reconstruction_metrics', 'format_metrics']
 
 # %% ../nbs/07_loss.ipynb #c006
 FG_THRESHOLD = 2 / 255
@@ -126,15 +126,29 @@ def perplexity(codes, codebook_size: int) -> float:
     return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
 # %% ../nbs/07_loss.ipynb #c017
+class MetricSums:
+    """Reconstruction metrics accumulated over batches: per-video values, averaged at the end, and the codes
+    for codebook usage and perplexity. Memory holds one batch of videos at a time, never the whole set."""
+    KEYS = ('psnr', 'blank_psnr', 'fg_psnr', 'ssim', 'centroid_err_px')
+    def __init__(self, codebook_size: int | None = None):
+        self.codebook_size, self.values, self.codes = codebook_size, {k: [] for k in self.KEYS}, []
+    def add(self, recon, target, codes=None) -> None:
+        for k, f in zip(self.KEYS, (psnr, lambda r, t: blank_frame_psnr(t), foreground_psnr, ssim, centroid_error_px)):
+            self.values[k].append(f(recon, target).detach().double().cpu())
+        if codes is not None: self.codes.append(codes.detach().cpu())
+    def result(self) -> dict:
+        out = {k: float(torch.cat(v).mean()) for k, v in self.values.items()}
+        out = {'psnr': out['psnr'], 'blank_psnr': out['blank_psnr'], 'psnr_over_blank': out['psnr'] - out['blank_psnr'],
+               'fg_psnr': out['fg_psnr'], 'ssim': out['ssim'], 'centroid_err_px': out['centroid_err_px']}
+        if self.codes and self.codebook_size:
+            c = torch.cat([x.flatten() for x in self.codes])
+            out.update(codebook_usage=codebook_usage(c, self.codebook_size), perplexity=perplexity(c, self.codebook_size))
+        return out
+
 def reconstruction_metrics(recon, target, codes=None, codebook_size: int | None = None) -> dict:
     "Batch means of every metric, PSNR always next to the blank-frame baseline."
-    out = {'psnr': float(psnr(recon, target).mean()), 'blank_psnr': float(blank_frame_psnr(target).mean())}
-    out['psnr_over_blank'] = out['psnr'] - out['blank_psnr']
-    out.update(fg_psnr=float(foreground_psnr(recon, target).mean()), ssim=float(ssim(recon, target).mean()),
-               centroid_err_px=float(centroid_error_px(recon, target).mean()))
-    if codes is not None and codebook_size:
-        out.update(codebook_usage=codebook_usage(codes, codebook_size), perplexity=perplexity(codes, codebook_size))
-    return out
+    m = MetricSums(codebook_size); m.add(recon, target, codes)
+    return m.result()
 
 def format_metrics(m: dict) -> str:
     "One line, PSNR first with its blank-frame baseline."

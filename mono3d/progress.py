@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_progress.ipynb #c003
 from __future__ import annotations
-import json, math, os, signal, socket, sys, threading, time
+import errno, json, math, os, signal, socket, sys, threading, time
 from pathlib import Path
 from typing import Callable
 from tqdm import tqdm
@@ -70,6 +70,14 @@ class StopRequested(Exception):
     def exit_code(self) -> int: return 128 + self.signum
 
 # %% ../nbs/03_progress.ipynb #c011
+def _write_state(path: Path, text: str) -> None:
+    """Atomically, as always; but on a full disk (where the temporary copy cannot be made) overwrite in place, so that
+    the job's last word (FAILED: no space left) still reaches the file instead of a stale RUNNING."""
+    try: atomic_write(path, text)
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        with open(path, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+
 class ProgressFile:
     """Keeps `PROGRESS.txt` and `progress.json` of one long job current, with a heartbeat thread and a quiet bar.
     `renderers` maps more file names to functions `(state, directory) -> text` written at the same moments
@@ -152,12 +160,14 @@ class ProgressFile:
 
     # --- writing -----------------------------------------------------------------------------------------
     def write(self) -> dict:
-        "Rewrite the files now (atomically) and nudge the publisher."
+        "Rewrite the files now (atomically; the essential `progress.json` first) and nudge the publisher."
         with self._lock:
             s = self.state()
-            atomic_write(self.dir / PROGRESS_JSON, json.dumps(s, indent=1))
-            atomic_write(self.dir / PROGRESS_TXT, self.render_text(s))
-            for name, render in self.renderers.items(): atomic_write(self.dir / name, render(s, self.dir))
+            _write_state(self.dir / PROGRESS_JSON, json.dumps(s, indent=1))
+            _write_state(self.dir / PROGRESS_TXT, self.render_text(s))
+            for name, render in self.renderers.items():
+                try: atomic_write(self.dir / name, render(s, self.dir))
+                except OSError as e: print(f'[progress] could not write {name}: {e}', file=sys.stderr, flush=True)
             self._last_write = time.monotonic()
         if self.publisher is not None: self.publisher.notify()
         return s
@@ -208,6 +218,9 @@ class ProgressFile:
         self.status, self.message = status, redact(message)
         if self._bar is not None: self._bar.close(); self._bar = None
         try: return self.write()
+        except OSError as e:         # a full disk must not hide the job's own error behind this one
+            print(f'[progress] could not write the final state {status} ({e})', file=sys.stderr, flush=True)
+            return self.state()
         finally:
             if self.publisher is not None: self.publisher.close(publish_timeout)   # the remote copy ends on the final state
 

@@ -131,6 +131,7 @@ class Publisher:
             except Exception as ex:   # the remote's trouble is never the job's trouble
                 self.failures += 1
                 self.last_error = redact(f'{type(ex).__name__}: {ex}'.replace(self.url, self.shown))
+                if isinstance(ex, ImportError) and self.problem: return False      # said once already, with the package to install
                 if self.last_error != self._warned:
                     log.warning('publishing to %s failed (%s); will retry in the background', self.shown, self.last_error)
                     self._warned = self.last_error

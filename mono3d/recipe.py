@@ -20,10 +20,12 @@ __all__ = ['OptimConfig', 'RecipeConfig', 'TrainingPlan', 'object_crops', 'objec
 class OptimConfig(Config):
     "How long and how fast the weights move."
     epochs: int = param(10, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
+    steps: int | None = param(None, 'train exactly this many steps instead of epochs (a larger value extends a finished run)',
+                              kind='int', optional=True, lo=1, identity=False)
     minutes: float | None = param(None, 'train for about this many minutes instead: the number of steps is sized from the step time measured '
                                   'at the start and recorded, so a resume is exact', kind='float', optional=True, gt=0, hi=1e6)
     batch_size: int = param(8, 'full-size videos per step and per process', lo=1, hi=65536)
-    lr: float = param(3e-3, 'peak learning rate (AdamW)', gt=0, hi=10)
+    lr: float = param(3e-3, 'peak learning rate (AdamW)', gt=0)
     warmup_steps: int = param(100, 'steps of linear warm-up to the peak learning rate', lo=0)
     min_lr_ratio: float = param(0.05, 'the cosine ends at this fraction of the peak learning rate', lo=0, hi=1)
     weight_decay: float = param(0.0, 'AdamW weight decay', lo=0)

@@ -16,7 +16,7 @@ from .progress import COMPLETE, say
 from .publish import redact_url
 from .job import Job, JobConfig, Processes, run_as_command
 from .data import DatasetConfig, ShardIndex, generate_dataset, read_dataset_config, videos_to_float
-from .loss import ReconstructionLoss, reconstruction_metrics, format_metrics
+from .loss import ReconstructionLoss, MetricSums, format_metrics
 from .recipe import OptimConfig, RecipeConfig, TrainingPlan, object_clips, warmup_cosine, tokenizer_step, WeightAverage
 from .stream import VideoStream, StepLoader
 from .tokenizer import VideoTokenizer, TokenizerConfig
@@ -137,6 +137,9 @@ def _check_dataset(data_dir: Path, cfg: TrainConfig) -> None:
             if have.get((k,)) != want.get((k,))]
     if diff: raise ConfigError(f'the dataset in {data_dir} was made with other settings ({"; ".join(diff)}); '
                                'give the run the same values, or another data_dir', 'data_dir')
+    n = ShardIndex(data_dir).num_samples
+    if n < cfg.data.num_samples:
+        raise ConfigError(f'num_samples={cfg.data.num_samples} but the dataset in {data_dir} holds only {n}', 'num_samples')
 
 # %% ../nbs/12_train.ipynb #c012
 def _rng_state() -> dict:
@@ -219,7 +222,7 @@ class Reporter:
         run = Path(cfg.run_dir)
         if self.kind == 'tensorboard':
             from torch.utils.tensorboard import SummaryWriter
-            self.tracker = SummaryWriter(log_dir=str(run / 'tb'), purge_step=start_step if start_step else None)
+            self.tracker = SummaryWriter(log_dir=str(run / 'tb'), purge_step=start_step + 1 if start_step else None)   # steps after the checkpoint were logged by the process that died
         elif self.kind == 'wandb':
             import wandb
             self.tracker = wandb.init(project=cfg.job.wandb_project, id=run_record['wandb_id'], resume='allow', dir=str(run),
@@ -274,7 +277,15 @@ class Trainer:
         cfg, proc, run = self.cfg, self.proc, self.run
         torch.manual_seed(cfg.seed)
         self.model = VideoTokenizer(cfg.model)                     # built before anything is written (a bad model is refused untouched)
-        if cfg.data.dir: read_dataset_config(cfg.data.dir)          # an explicit data_dir must exist: only the default one is generated
+        # ---- everything that can be checked before the run directory is touched ----
+        self.train_ids, self.val_ids = split_ids(cfg.data.num_samples, cfg.data.val_samples)
+        need = max(cfg.optim.batch_size, cfg.recipe.crop_batch_size if cfg.clips else 1)
+        if len(self.train_ids) // proc.world < need:
+            raise ConfigError(f'batch_size={cfg.optim.batch_size}' + (f' and crop_batch_size={cfg.recipe.crop_batch_size}' if cfg.clips else '')
+                              + f' need at least {need} training videos per process, but there are {len(self.train_ids)} training videos '
+                              f'(num_samples {cfg.data.num_samples} - val_samples {cfg.data.val_samples}) for {proc.world} process(es)', 'batch_size')
+        if cfg.data.dir:                                           # an explicit data_dir must exist: only the default one is generated
+            _check_dataset(Path(cfg.data.dir), cfg)
         if cfg.job.log_to != 'none' and self.main: check_tracker(cfg.job.log_to)
         self.identity = {**cfg.identity(), 'world_size': proc.world}
         if self.main:
@@ -294,21 +305,12 @@ class Trainer:
         proc.barrier()
         _check_dataset(data_dir, cfg)
         self.index = ShardIndex(data_dir, verify=self.main)
-        if self.index.num_samples < cfg.data.num_samples:
-            raise ConfigError(f'num_samples={cfg.data.num_samples} but the dataset in {data_dir} holds only {self.index.num_samples}', 'num_samples')
         fingerprint = data_fingerprint(self.index, cfg.data.num_samples)
         if self.main:
             if self.record.get('data_fingerprint') not in (None, fingerprint):
                 raise ConfigError(f'the data in {data_dir} differs from the data this run was trained on (its shards changed); '
                                   'use a new run directory', 'data_dir')
             self.record.update(data_fingerprint=fingerprint, data_dir=str(data_dir.resolve())); self.write_record()
-        self.train_ids, self.val_ids = split_ids(cfg.data.num_samples, cfg.data.val_samples)
-        per_epoch = len(self.train_ids) // proc.world
-        need = max(cfg.optim.batch_size, cfg.recipe.crop_batch_size if cfg.clips else 1)
-        if per_epoch < need:
-            raise ConfigError(f'batch_size={cfg.optim.batch_size}' + (f' and crop_batch_size={cfg.recipe.crop_batch_size}' if cfg.clips else '')
-                              + f' need at least {need} training videos per process, but there are {len(self.train_ids)} training videos '
-                              f'(num_samples {cfg.data.num_samples} - val_samples {cfg.data.val_samples}) for {proc.world} process(es)', 'batch_size')
         self.streams = {}
         self.val_u8 = torch.from_numpy(read_videos(self.index, self.val_ids)) if self.main else None
         # ---- model, optimiser, schedule, weight average ----
@@ -331,7 +333,7 @@ class Trainer:
         if self.main: self.job.write_record(self.identity, config=self.cfg.public(), world_size=self.proc.world, **self.record)
 
     def make_plan(self, total: int | None = None) -> TrainingPlan:
-        "The plan recorded in run.json, or one from `epochs` (a provisional one while `minutes` is being measured)."
+        "The plan recorded in run.json (`minutes`), or one from `steps` or `epochs` (a provisional one while `minutes` is being measured)."
         cfg, per_epoch = self.cfg, len(self.train_ids) // self.proc.world
         rec = self.proc.broadcast(self.record.get('plan') if self.main else None)
         if total is not None: return TrainingPlan.make(total, cfg.recipe, cfg.optim, per_epoch, cfg.clips)
@@ -339,6 +341,7 @@ class Trainer:
             self.provisional = rec is None
             return TrainingPlan(**rec) if rec else TrainingPlan.make(10 ** 9, cfg.recipe, cfg.optim, per_epoch, cfg.clips)
         self.provisional = False
+        if cfg.optim.steps: return TrainingPlan.make(cfg.optim.steps, cfg.recipe, cfg.optim, per_epoch, cfg.clips)
         return TrainingPlan.for_epochs(cfg.optim.epochs, cfg.recipe, cfg.optim, per_epoch, cfg.clips)
 
     def resume(self) -> None:
@@ -459,24 +462,26 @@ class Trainer:
         "Held-out loss and metrics (with the weight average when there is one); None when a stop interrupted it."
         t = time.perf_counter()
         model = self.ema.model if self.ema is not None else self.model
-        model.eval(); rs, cs, losses = [], [], []
+        model.eval(); sums, losses, shown = MetricSums(model.codebook_size), [], None
         for i in range(0, len(self.val_u8), batch):
             if self.job.stop.requested:            # a stop does not wait for the rest of the validation
                 self.pending_validation = True; self.timing['validation_s'] += time.perf_counter() - t
                 return None
-            x = videos_to_float(self.val_u8[i:i + batch]).to(self.device)
+            target = videos_to_float(self.val_u8[i:i + batch])
+            x = target.to(self.device)
             if self.cfg.job.channels_last: x = x.contiguous(memory_format=torch.channels_last_3d)
             r, c, aux = model(x)
-            losses.append(float(self.loss_fn(r.float(), x, aux)[0]) * len(x)); rs.append(r.float().cpu()); cs.append(c.cpu())
-        recon = torch.cat(rs)
-        m = {'step': self.step, 'loss': sum(losses) / len(self.val_u8),
-             **reconstruction_metrics(recon, videos_to_float(self.val_u8), torch.cat(cs), model.codebook_size)}
+            r = r.float()
+            losses.append(float(self.loss_fn(r, x, aux)[0]) * len(x))
+            sums.add(r.cpu(), target, c)
+            if shown is None: shown = r[:3].cpu()
+        m = {'step': self.step, 'loss': sum(losses) / len(self.val_u8), **sums.result()}
         self.history['val'].append(m); self.pending_validation = False
         if self.best is None or m['loss'] < self.best['loss']: self.best = {'step': self.step, 'loss': m['loss']}
         plot_loss_curve(self.history, self.run / 'loss_curve.png')
-        shown = videos_to_float(self.val_u8[:3])
-        plot_reconstructions(shown, recon[:3], self.run / 'recon.png')
-        save_reconstruction_gif(shown, recon[:3], self.run / 'recon.gif')
+        originals = videos_to_float(self.val_u8[:3])
+        plot_reconstructions(originals, shown, self.run / 'recon.png')
+        save_reconstruction_gif(originals, shown, self.run / 'recon.gif')
         self.timing['validation_s'] += time.perf_counter() - t
         return m
 

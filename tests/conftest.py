@@ -8,10 +8,10 @@ def cli_cmd(*args):
     return [sys.executable, '-m', 'mono3d.cli', *map(str, args)]
 
 
-def run_cli(*args, timeout=600):
+def run_cli(*args, timeout=600, **kw):
     "Run `mono3d ARGS` to completion; returns the CompletedProcess (text output)."
     return subprocess.run(cli_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+                          env={**os.environ, 'PYTHONUNBUFFERED': '1'}, **kw)
 
 
 def start_cli(*args, **kw):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, start_cli, shard_hashes, read_json, wait_for
 from mono3d.data import generate_dataset, load_dataset, CLASSES
-from mono3d.checkpoint import CheckpointStore
+from mono3d.checkpoint import ManifestStore
 
 TS = re.compile(r'Last update: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)')
 
@@ -21,7 +21,7 @@ def test_checkpoints_created_at_intervals(tmp_path):
             assert z['videos'].shape == (1000, 1, 16, 64, 64, 3) and z['videos'].dtype == np.uint8
             assert (z['sample_ids'] == np.arange(1000 * k, 1000 * (k + 1))).all()
             assert len(z['labels']) == len(z['trajectory_3d']) == len(z['equations']) == len(z['descriptions']) == 1000
-        assert CheckpointStore(tmp_path).validate(1000 * k)[0]['meta']['count'] == 1000
+        assert ManifestStore(tmp_path, kind='shard').validate(1000 * k)[0]['meta']['count'] == 1000
 
 
 def test_progress_file_created_and_updated(tmp_path):
@@ -131,7 +131,7 @@ def test_sigterm_preempts_cleanly_and_resumes(tmp_path, reference_16k):
     assert s['status'] == 'PREEMPTED' and 0 < s['done'] < 16000
     assert 'Status: PREEMPTED' in (out / 'PROGRESS.txt').read_text()
     assert _no_temporaries(out) == []
-    store = CheckpointStore(out)
+    store = ManifestStore(out, kind='shard')
     assert all(store.validate(i)[0] for i in store.indices())           # everything on disk is committed and valid
     assert len(list(out.glob('checkpoint_*.npz'))) == len(store.indices())
     r = run_cli(*args)
@@ -163,8 +163,9 @@ def _snapshot(d):
 @pytest.mark.parametrize('flags, message', [
     (['--num-samples', '-5'], 'num_samples must be an integer >= 1, got -5'),
     (['--num-samples', '100', '--checkpoint-interval', '0'], 'checkpoint_interval must be an integer >= 1, got 0'),
-    (['--num-samples', '100', '--image-size', '8'], 'image_size must be an integer >= 16'),
-    (['--num-samples', '100', '--workers', '0'], 'workers must be an integer >= 1'),
+    (['--num-samples', '100', '--image-size', '8'], 'image_size must be an integer in [16, 1024], got 8'),
+    (['--num-samples', '100', '--workers', '0'], 'workers must be an integer in [1, 256], got 0'),
+    (['--num-samples', '100', '--heartbeat-every', 'inf'], 'heartbeat_every must be a finite number > 0, got inf'),
     (['--num-samples', '100', '--frames', '8'], 'frames: 16 in the directory, 8 requested'),
     (['--num-samples', '100', '--seed', '7'], 'seed: 0 in the directory, 7 requested'),
 ])
@@ -183,7 +184,7 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path):
     r = run_cli('generate', f / 'ds', '--num-samples', 10)
     assert r.returncode == 2 and "out_dir" in r.stderr and 'cannot be created' in r.stderr
     r = run_cli('generate', f, '--num-samples', 10)
-    assert r.returncode == 2 and 'which is a file' in r.stderr and f.read_text() == 'not a directory'
+    assert r.returncode == 2 and 'is a file, not a directory' in r.stderr and f.read_text() == 'not a directory'
     if os.geteuid() != 0:   # root can write anywhere; the chmod case only means something for other users
         ro = tmp_path / 'ro'; ro.mkdir(); ro.chmod(0o555)
         r = run_cli('generate', ro, '--num-samples', 10)
@@ -206,7 +207,7 @@ def test_status_reports_complete_and_stalled(tmp_path):
     os.kill(proc.pid, signal.SIGKILL); proc.wait()
     time.sleep(3.5)   # more than 3 heartbeats of 1 s without an update
     r = run_cli('status', out)
-    assert 'STALLED' in r.stdout and 'recorded RUNNING' in r.stdout
+    assert r.returncode == 3 and 'STALLED' in r.stdout and 'recorded RUNNING' in r.stdout
     r = run_cli('status', out, '--json')
     assert json.loads(r.stdout)['status'] == 'RUNNING'
     r = run_cli('status', tmp_path / 'nothing-here')

@@ -6,8 +6,9 @@ import pytest
 import torch
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
 from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
-from mono3d.loss import (ReconstructionLoss, tokenizer_step, warmup_cosine, psnr, blank_frame_psnr,
-                         centroid_error_px, codebook_usage, reconstruction_metrics, object_crops, foreground_mask)
+from mono3d.loss import (ReconstructionLoss, psnr, blank_frame_psnr, centroid_error_px, codebook_usage, reconstruction_metrics,
+                         foreground_mask)
+from mono3d.recipe import tokenizer_step, warmup_cosine, object_crops, object_clips
 
 torch.set_num_threads(2)
 
@@ -100,7 +101,10 @@ def test_loading_never_executes_code(tmp_path):
     (lambda: torch.rand(3, 16, 64, 64), ValueError, 'must have 5 dimensions (B, 3, T, H, W), got 4'),
     (lambda: torch.rand(1, 16, 64, 64, 3), ValueError, 'must have 3 channels'),
     (lambda: torch.rand(1, 1, 16, 64, 64), ValueError, 'must have 3 channels in dimension 1 (B, 3, T, H, W), got 1'),
-    (lambda: torch.randint(0, 256, (1, 3, 16, 64, 64), dtype=torch.uint8), TypeError, 'float tensor in [0, 1], got dtype torch.uint8'),
+    (lambda: torch.randint(0, 256, (1, 3, 16, 64, 64), dtype=torch.uint8), TypeError, 'float32 tensor in [0, 1], got dtype torch.uint8'),
+    (lambda: torch.rand(1, 3, 16, 64, 64, dtype=torch.float64), TypeError, 'got dtype torch.float64 (convert it with video.float())'),
+    (lambda: torch.rand(1, 3, 16, 64, 64).half(), TypeError, 'got dtype torch.float16 (convert it with video.float())'),
+    (lambda: torch.rand(0, 3, 16, 64, 64), ValueError, 'video batch is empty: shape (0, 3, 16, 64, 64)'),
     (lambda: torch.rand(1, 3, 16, 64, 64) * 2, ValueError, 'values must lie in [0, 1]'),
     (lambda: -torch.rand(1, 3, 16, 64, 64), ValueError, 'values must lie in [0, 1]'),
     (lambda: torch.rand(1, 3, 14, 64, 64), ValueError, 'T (frames) = 14 is not divisible by the downsampling factor 4'),
@@ -123,8 +127,12 @@ def test_bad_codes_and_configs_raise_clear_errors():
         tok.detokenize(torch.zeros(1, 4, 16, 16))
     with pytest.raises(ValueError, match='spatial_downsample=16'):
         TokenizerConfig(spatial_downsample=16)
-    with pytest.raises(ValueError, match="unknown tokenizer config keys \\['depth'\\]"):
+    with pytest.raises(ValueError, match="unknown parameter 'depth'"):
         TokenizerConfig.from_dict({'depth': 3})
+    with pytest.raises(ValueError, match='make a codebook of 1,000,000,000,000,000 codes; at most 1,048,576'):
+        TokenizerConfig(levels=(100000, 100000, 100000))
+    with pytest.raises(ValueError, match='would not fit in this machine'):
+        TokenizerConfig(channels=1024, channel_mults=(1, 8, 16), res_blocks=16)
 
 
 def test_warmup_schedule_produces_the_intended_learning_rates():
@@ -188,3 +196,15 @@ def test_object_crops_hold_the_object_lie_on_the_token_grid_and_repeat(videos):
 def test_object_crops_bad_arguments_raise_clear_errors(videos, kw, message):
     with pytest.raises(ValueError) as e: object_crops(videos, generator=torch.Generator().manual_seed(0), **kw)
     assert message in str(e.value)
+
+
+def test_object_clips_cut_time_on_the_token_grid(videos):
+    "Clips of real videos: 8 of the 16 frames, starting on the temporal factor, and an object-centred square."
+    g = torch.Generator().manual_seed(5)
+    clips = object_clips(videos, 24, 8, g, align=(4, 4))
+    assert clips.shape == (8, 3, 8, 24, 24)
+    for v, c in zip(videos, clips):
+        hits = [(t, y, x) for t in (0, 4, 8) for y in range(0, 41, 4) for x in range(0, 41, 4)
+                if torch.equal(v[:, t:t + 8, y:y + 24, x:x + 24], c)]
+        assert hits, 'clip is not an aligned window of its video'
+    assert bool((foreground_mask(clips).sum((1, 2, 3, 4)) > 0).all())

@@ -1,0 +1,198 @@
+"""Researcher ergonomics (issue 14), on real runs: tracebacks that are kept, experiment tracking, the reproducibility
+record, a --help that teaches, config files, videos to look at, a console that does not tear, notebooks that show
+their results."""
+import json, os, pty, re, select, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd
+from mono3d.checkpoint import ManifestStore, sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ['--num-samples', '96', '--val-samples', '16', '--frames', '8', '--image-size', '32', '--channels', '8',
+        '--channel-mults', '1,2,2', '--crop-size', '16', '--crop-frames', '4', '--crop-batch-size', '16', '--threads', '1',
+        '--progress-every', '0.1', '--heartbeat-every', '0.5', '--print-every', '5', '--no-bar']
+
+
+def _broken_dataset(tmp_path) -> Path:
+    "A dataset whose second shard passes its checksum but is not a zip file: reading it fails deep inside the training."
+    data = tmp_path / 'data'
+    assert run_cli('generate', data, '--num-samples', '96', '--checkpoint-interval', '48', '--frames', '8', '--image-size', '32',
+                   '--no-bar').returncode == 0
+    store = ManifestStore(data, 'checkpoint_', kind='shard')
+    p = store.path(48, '.npz'); p.write_bytes(b'this is not a zip file' * 100)
+    m = json.loads(store.manifest_path(48).read_text())
+    m['files']['checkpoint_00000048.npz'] = {'sha256': sha256_file(p), 'bytes': p.stat().st_size}
+    store.manifest_path(48).write_text(json.dumps(m))
+    return data
+
+
+def test_an_unexpected_failure_keeps_its_traceback_in_error_log(tmp_path):
+    data = _broken_dataset(tmp_path)
+    run = tmp_path / 'run'
+    r = run_cli('train', run, *TINY, '--epochs', '2', '--data-dir', data, '--workers', '0')
+    assert r.returncode == 1, r.stderr[-2000:]
+    log = (run / 'error.log').read_text()
+    assert 'Traceback (most recent call last)' in log and 'BadZipFile' in log
+    assert 'Traceback (most recent call last)' in r.stderr and f'(traceback in {run / "error.log"})' in r.stderr
+    s = read_json(run / 'progress.json')
+    assert s['status'] == 'FAILED' and 'BadZipFile' in s['message']
+    # --debug lets the exception raise as it is (Python's own traceback and exit code)
+    r = run_cli('train', run, *TINY, '--epochs', '2', '--data-dir', data, '--workers', '0', '--debug')
+    assert r.returncode == 1 and 'BadZipFile' in r.stderr and 'mono3d train: failed' not in r.stderr
+    # a bad value is not a failure: exit 2, a message, no traceback
+    r = run_cli('train', run, *TINY, '--epochs', '0')
+    assert r.returncode == 2 and 'epochs must be an integer in [1, 100000], got 0' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_tensorboard_gets_the_scalars_and_no_duplicate_steps_after_a_resume(tmp_path):
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = tmp_path / 'run'
+    flags = [*TINY, '--epochs', '12', '--log-to', 'tensorboard', '--ckpt-every-steps', '5']
+    p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json')['job'] == 'train'
+             and read_json(run / 'progress.json')['done'] >= 12, timeout=120)
+    os.kill(p.pid, signal.SIGKILL); p.wait()                  # killed after step 12: steps 11-12 were logged, not checkpointed
+    r = run_cli('train', run, *flags)
+    assert r.returncode == 0, r.stderr[-2000:]
+    total = read_json(run / 'metrics.json')['steps']
+    acc = EventAccumulator(str(run / 'tb'), size_guidance={'scalars': 0}); acc.Reload()
+    steps = [e.step for e in acc.Scalars('train/loss')]
+    assert sorted(set(steps)) == list(range(1, total + 1)) and len(steps) == total, 'duplicated or missing steps'
+    loss = read_json(run / 'metrics.json')['history']['train_loss']
+    assert [round(e.value, 5) for e in acc.Scalars('train/loss')] == [round(x, 5) for x in loss]
+    assert 'val/psnr' in acc.Tags()['scalars'] and 'val/psnr_over_blank' in acc.Tags()['scalars']
+
+
+def test_wandb_offline_run_resumes_the_same_run(tmp_path):
+    pytest.importorskip('wandb')
+    run = tmp_path / 'run'
+    env = {**os.environ, 'WANDB_MODE': 'offline', 'WANDB_SILENT': 'true', 'WANDB_DIR': str(run)}
+    flags = [*TINY, '--epochs', '3', '--log-to', 'wandb']
+    r = subprocess.run(cli_cmd('train', run, *flags), capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wid = read_json(run / 'run.json')['wandb_id']
+    runs = list((run / 'wandb').glob(f'offline-run-*-{wid}'))
+    assert runs, sorted(p.name for p in (run / 'wandb').iterdir())
+    r = subprocess.run(cli_cmd('train', run, *[f if f != '3' else '4' for f in flags]), capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_json(run / 'run.json')['wandb_id'] == wid and len(list((run / 'wandb').glob(f'offline-run-*-{wid}'))) == 2
+
+
+def test_reproducibility_record_in_run_metrics_and_report(tmp_path):
+    run = tmp_path / 'run'
+    r = run_cli('train', run, *TINY, '--epochs', '1')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = read_json(run / 'run.json')['runs'][-1]
+    for k in ('mono3d', 'python', 'torch', 'numpy', 'vector_quantize_pytorch', 'command', 'host', 'world_size', 'git'): assert k in rec, k
+    assert 'train' in rec['command'] and rec['world_size'] == 1 and rec['torch'].startswith('2.')
+    if (ROOT / '.git').exists(): assert re.fullmatch(r'[0-9a-f]{40}', rec['git']['commit']) and isinstance(rec['git']['dirty'], bool)
+    assert read_json(run / 'metrics.json')['reproducibility'] == rec
+    r = run_cli('evaluate', run, '--num-samples', '160', '--test-per-class', '5', '--val-per-class', '3', '--context-frames', '4',
+                '--head-epochs', '1', '--pixel-epochs', '1', '--batch-size', '16', '--head-width', '8', '--threads', '1')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = read_json(run / 'eval' / 'report.json')
+    assert rep['reproducibility']['torch'] == rec['torch'] and 'evaluate' in rep['reproducibility']['command']
+
+
+def test_help_teaches_and_version_answers():
+    r = run_cli('train', '-h')
+    h = r.stdout
+    assert r.returncode == 0
+    for text in ('data: the videos', 'model: the tokenizer', 'optim:', 'recipe:', 'job:', '--quantizer {fsq,lfq}', 'one of: fsq, lfq',
+                 '--device {auto,cpu,cuda}', '--precision {auto,fp32,bf16}', '--channels-last, --no-channels-last', '--config FILE',
+                 'held-out videos', '--data-seed', '--restart'):
+        assert text in h, text
+    assert '(default: 0.003)' in h and '(default: 8,5,5,5)' in h
+    r = run_cli('generate', '-h')
+    assert r.returncode == 0 and '--num-samples' in r.stdout and '(default: 50000)' in r.stdout and '--bar, --no-bar' in r.stdout
+    r = run_cli('--version')
+    assert r.returncode == 0 and re.fullmatch(r'mono3d \d+\.\d+\.\d+\n', r.stdout)
+
+
+def test_config_file_yaml_json_and_an_earlier_run_json_with_flags_on_top(tmp_path):
+    run = tmp_path / 'run'
+    assert run_cli('train', run, *TINY, '--epochs', '1').returncode == 0
+    # an earlier run's run.json reproduces its configuration; a flag on top changes one value
+    r = run_cli('train', tmp_path / 'again', '--config', run / 'run.json', '--no-bar')
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = read_json(run / 'run.json')['identity'], read_json(tmp_path / 'again' / 'run.json')['identity']
+    assert a == b
+    assert sha256_file(run / 'tokenizer.safetensors') == sha256_file(tmp_path / 'again' / 'tokenizer.safetensors')
+    (tmp_path / 'c.yaml').write_text('optim:\n  lr: 0.002\nchannels: 8\nchannel_mults: [1, 2, 2]\nnum_samples: 96\n')
+    r = run_cli('train', tmp_path / 'y', '--config', tmp_path / 'c.yaml', '--lr', '0.001', '--frames', '8', '--image-size', '32',
+                '--crop-size', '16', '--crop-frames', '4', '--crop-batch-size', '16', '--epochs', '1', '--threads', '1', '--no-bar')
+    assert r.returncode == 0, r.stderr[-2000:]
+    ident = read_json(tmp_path / 'y' / 'run.json')['identity']
+    assert ident['lr'] == 0.001 and ident['channels'] == 8 and ident['num_samples'] == 96
+    (tmp_path / 'bad.json').write_text('{"lr": 0.1, "nope": 1}')
+    r = run_cli('train', tmp_path / 'z', '--config', tmp_path / 'bad.json')
+    assert r.returncode == 2 and "unknown parameter 'nope'" in r.stderr and not (tmp_path / 'z').exists()
+
+
+def test_dataset_preview_is_an_animated_gif(tmp_path):
+    from PIL import Image
+    data = tmp_path / 'data'
+    assert run_cli('generate', data, '--num-samples', '8', '--frames', '8', '--image-size', '32', '--no-bar').returncode == 0
+    r = run_cli('preview', data)
+    assert r.returncode == 0, r.stderr
+    with Image.open(data / 'preview.gif') as im: assert im.n_frames == 8 and im.format == 'GIF'
+    r = run_cli('preview', tmp_path / 'nothing')
+    assert r.returncode == 2 and 'is not a directory' in r.stderr
+
+
+def test_console_lines_never_tear_the_progress_bar(tmp_path):
+    "On a terminal the bar and the printed lines share stderr/stdout: every printed line stands on a line of its own."
+    master, slave = pty.openpty()
+    p = subprocess.Popen(cli_cmd('train', tmp_path / 'run', *[f for f in TINY if f != '--no-bar'], '--epochs', '3', '--print-every', '2'),
+                         stdout=slave, stderr=slave, env={**os.environ, 'PYTHONUNBUFFERED': '1', 'COLUMNS': '120'})
+    os.close(slave)
+    out = b''
+    while True:
+        r, _, _ = select.select([master], [], [], 1.0)
+        if r:
+            try: chunk = os.read(master, 65536)
+            except OSError: break
+            if not chunk: break
+            out += chunk
+        elif p.poll() is not None: break
+    p.wait(); os.close(master)
+    assert p.returncode == 0, out.decode(errors='replace')[-2000:]
+    text = out.decode(errors='replace')
+    segments = re.split(r'[\r\n]', text)
+    lines = [s for s in segments if '[train] step' in s]
+    assert len(lines) >= 5
+    for s in lines:
+        clean = re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', s)
+        assert clean.lstrip().startswith('[train] step') and '%|' not in clean, repr(s)
+
+
+def test_quiet_fit_prints_only_heartbeats_and_the_end(tmp_path):
+    code = ('from mono3d.train import fit\n'
+            f"fit(dict(run_dir={str(tmp_path / 'run')!r}, num_samples=96, val_samples=16, frames=8, image_size=32, channels=8,"
+            " channel_mults=(1, 2, 2), crop_size=16, crop_frames=4, crop_batch_size=16, epochs=2, threads=1, print_every=1,"
+            " heartbeat_every=1000), quiet=True)\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '[train] step' not in r.stdout and '[generate]' not in r.stdout
+    assert 'COMPLETE' in (tmp_path / 'run' / 'PROGRESS.txt').read_text()
+
+
+NOTEBOOK_OUTPUT_BUDGET = 400_000        # bytes of outputs per module notebook: figures read on a code host, the repo stays small
+
+
+def test_module_notebooks_show_their_results_within_a_size_budget():
+    total = 0
+    for nb in sorted((ROOT / 'nbs').glob('[0-9][0-9]_*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        outs = [o for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])]
+        size = len(json.dumps(outs))
+        total += size
+        assert outs, f'{nb.name} has no outputs: run scripts/run_notebooks.py'
+        assert size <= NOTEBOOK_OUTPUT_BUDGET, f'{nb.name} outputs take {size:,} bytes (budget {NOTEBOOK_OUTPUT_BUDGET:,})'
+    for nb in ('06_data.ipynb', '11_plots.ipynb', '12_train.ipynb'):
+        cells = json.loads((ROOT / 'nbs' / nb).read_text())['cells']
+        kinds = {k for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', []) for k in o.get('data', {})}
+        assert kinds & {'image/png', 'image/gif'}, f'{nb} shows no figure'
+    assert total < 3_000_000
