@@ -237,7 +237,7 @@ class Job:
             rec = self.read_record()
             if rec is not None:
                 diff = identity_diff(rec['identity'], identity)
-                if diff: raise ConfigError(f'{self.dir} was made by a {self.kind} job with different settings ({"; ".join(diff)}). '
+                if diff: raise ConfigError(f'{self.dir} was made by mono3d {self.kind} with different settings ({"; ".join(diff)}). '
                                            'Use another directory or the same settings; nothing was changed.', 'directory')
             self.lock.announce()
         except BaseException:

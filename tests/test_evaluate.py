@@ -21,8 +21,8 @@ TINY_EVAL = dict(num_samples=240, test_per_class=10, val_per_class=5, context_fr
 def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp('eval') / 'run'
     fit(TrainConfig.from_dict(dict(run_dir=str(run), num_samples=96, val_samples=16, frames=8, image_size=32, batch_size=8,
-                                   channels=8, channel_mults=(1, 2, 2), epochs=1, warmup_steps=2, threads=1,
-                                   progress_every=0.1, heartbeat_every=0.5)))
+                                   channels=8, channel_mults=(1, 2, 2), crop_size=16, crop_frames=4, crop_batch_size=16, epochs=1,
+                                   warmup_steps=2, threads=1, progress_every=0.1, heartbeat_every=0.5, bar=False)))
     return run
 
 
@@ -90,7 +90,7 @@ def test_random_code_control_sits_near_chance():
     assert res['balanced_accuracy'] >= 0.9, res['balanced_accuracy']
 
 
-SECTIONS = {'reconstruction', 'classification', 'forecasting', 'budget', 'splits', 'config'}
+SECTIONS = {'reconstruction', 'classification', 'forecasting', 'budget', 'splits', 'config', 'reproducibility'}
 CLASSIFIERS = {'tokens', 'random_codes', 'kinematic', 'pixels_3dcnn'}
 
 
@@ -127,7 +127,8 @@ def test_papermill_runner_writes_the_whole_report(tiny_run, tmp_path):
 
 def _strip_times(rep):
     "The report without timings and the output/data paths (which differ between the two runs by design)."
-    rep = json.loads(json.dumps(rep)); rep.pop('budget'); rep['config'].pop('out_dir'); rep['data'].pop('data_dir'); return rep
+    rep = json.loads(json.dumps(rep)); rep.pop('budget'); rep.pop('reproducibility'); rep['config'].pop('out_dir'); rep['data'].pop('data_dir')
+    return rep
 
 
 def test_evaluate_killed_then_rerun_gives_the_same_report(tiny_run, tmp_path):
@@ -148,7 +149,7 @@ def test_evaluate_killed_then_rerun_gives_the_same_report(tiny_run, tmp_path):
 
 def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(FileNotFoundError, match='tokenizer.safetensors'):
+    with pytest.raises(ValueError, match='tokenizer.safetensors'):
         evaluate_run(run_dir=str(tmp_path / 'empty'), **TINY_EVAL)
     generate_dataset(tmp_path / 'd16', 40, frames=16, image_size=32, bar=False)
     with pytest.raises(ValueError, match='16 frames'):
@@ -162,8 +163,20 @@ def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
     done = tmp_path / 'done'
     evaluate_run(run_dir=str(tiny_run), out_dir=str(done), **TINY_EVAL)
     before = {p.name: p.read_bytes() for p in done.rglob('*.json')}
-    with pytest.raises(ValueError, match="different configuration or tokenizer \\(head_epochs: 2 there, 3 now\\)"):
+    with pytest.raises(ValueError, match="with different settings \\(head_epochs: 2 in the directory, 3 requested\\)"):
         evaluate_run(run_dir=str(tiny_run), out_dir=str(done), **{**TINY_EVAL, 'head_epochs': 3})
     assert {p.name: p.read_bytes() for p in done.rglob('*.json')} == before
     r = run_cli('evaluate', tmp_path / 'empty')
     assert r.returncode == 2 and 'tokenizer.safetensors' in r.stderr
+
+
+def test_sigterm_while_a_head_trains_exits_within_seconds_and_resumes(tiny_run, tmp_path):
+    flags = [f'--{k.replace("_", "-")}={v}' for k, v in {**TINY_EVAL, 'num_samples': 2000, 'head_epochs': 40}.items()]
+    out = tmp_path / 'ev'
+    p = start_cli('evaluate', tiny_run, '--out-dir', out, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (out / 'stages' / 'reconstruction.json').is_file(), timeout=300)
+    time.sleep(2.0)                                                          # inside the first classification head
+    t0 = time.monotonic(); p.send_signal(signal.SIGTERM); p.wait(60)
+    assert p.returncode == 143 and time.monotonic() - t0 < 10
+    assert read_json(out / 'progress.json')['status'] == 'PREEMPTED'
+    assert not (out / 'stages' / 'classify_tokens.json').exists()            # the interrupted stage is not committed half-done
