@@ -271,13 +271,21 @@ class Job:
         if self.main: say(*parts, quiet=self.config.quiet)
 
     def stage(self, name: str, fn, folder: str = 'stages'):
-        "Run `fn()` once: its JSON result is committed to `folder/name.json`, and a resumed job reuses it."
+        """Run `fn()` once: its JSON result (with the seconds it took, `_seconds`) is committed to `folder/name.json` and
+        counted as one unit of progress; a resumed job reuses it."""
         p = self.dir / folder / f'{name}.json'
-        if p.is_file(): return json.loads(p.read_text())
+        if p.is_file():
+            self.say(f'[{self.kind}] reusing {name} (finished earlier)')
+            return json.loads(p.read_text())
         self.stop.check()
-        r = fn()
+        self.progress.message = f'running {name}'; self.progress.update(force=True)
+        t0 = time.monotonic()
+        r = {**fn(), '_seconds': time.monotonic() - t0}
         p.parent.mkdir(exist_ok=True)
         atomic_write(p, json.dumps(r, indent=1, default=_jsonable))
+        self.say(f'[{self.kind}] {name} done in {r["_seconds"]:.1f} s')
+        self.progress.message = ''
+        self.progress.update(self.progress.done + 1, last_checkpoint=f'{folder}/{name}.json')
         return r
 
     # --- 5: the end -------------------------------------------------------------------------------------------
