@@ -296,6 +296,10 @@ class Job:
         try:
             if isinstance(self.progress, ProgressFile) and self.progress.status == RUNNING and not self.progress._stop_evt.is_set():
                 self.progress.__exit__(typ, exc, tb)
+            elif exc is not None and self.main and self.record is not None and not isinstance(self.progress, ProgressFile) \
+                    and not isinstance(exc, ConfigError):
+                # it failed while setting up, before it knew its size: the progress files still say so
+                self.start_progress(0, 'items', bar=False).__exit__(typ, exc, tb)
         finally:
             self.stop.__exit__(typ, exc, tb)
             self.lock.release()
