@@ -1,45 +1,96 @@
-"""Benchmark: train the default video tokenizer on the default generated data for a fixed budget, then
-measure it on held-out videos.
+"""Benchmark: the tokenizer's quality and speed, measured on runs of `mono3d train` itself (one training loop).
 
-    python bench/tokenizer.py [--minutes 20 | --steps N] [--train-samples 4000] [--held-out 256] [--batch-size 8]
-                              [--crop-size 32] [--crop-batch-size 16] [--full-fraction 0.1]
-                              [--lr 3e-3] [--fg-weight 10] [--data DIR] [--out DIR] [--speed-only]
+    python bench/tokenizer.py [RUN_DIR] [--minutes M | --steps N] [-- any mono3d train flags]
+    python bench/tokenizer.py --speed-only [--batch-size 8] [--clip-batch-size 32]
+    python bench/tokenizer.py --eval-only RUN_DIR
 
-Training recipe: object-centred 32x32 crops (all 16 frames, `mono3d.loss.object_crops`), 16 per step, for
-the first 90 % of the steps, then full 64x64 videos, 8 per step (`--crop-size 0`: full videos throughout).
+The default mode runs `mono3d train RUN_DIR` (default `runs/bench-tokenizer`) with the training defaults and the
+budget given (`--minutes`: the cosine schedule is sized at the start from the measured step time, and recorded so
+that a resume is exact; or `--steps`; neither: the default epochs), then reads what the run recorded and prints the
+held-out figures against the targets (PSNR >= blank + 12 dB, SSIM >= 0.97, centroid error <= 1 px, codebook usage
+>= 60 %, perplexity >= 100), the time per phase, and where the remaining error is. Running it again resumes the run.
 
-Prints: training-step speed (samples/s), then held-out PSNR next to the blank-frame PSNR, foreground
-PSNR, SSIM, centroid error, codebook usage and perplexity, and the time used. Targets (issue 3): PSNR
->= blank + 12 dB, SSIM >= 0.97, centroid error <= 1 px, codebook usage >= 60 %, perplexity >= 100;
-training step >= 4 samples/s on the 2-core CPU.
+`--speed-only` times the training step of the default tokenizer in one process, each lever both ways on the same
+random clips: fp32 against bf16 autocast, channels_last_3d against contiguous, torch.compile against eager, and
+batch sizes; for the clip steps and the full-size steps of the default recipe.
+
+`--eval-only RUN_DIR` measures a run's final weights on its held-out videos and says where the error is: squared
+error in the background, the object's edge band and its interior, and the perplexity of the tokens that touch the
+object against the others.
 """
-import argparse, json, os, platform, time
+import argparse, json, os, platform, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mono3d.data import generate_dataset, load_dataset, videos_to_float
-from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
-from mono3d.loss import object_crops, foreground_mask, perplexity, ReconstructionLoss, tokenizer_step, warmup_cosine, reconstruction_metrics, format_metrics
+
+TARGETS = {'psnr_over_blank': (12.0, 'PSNR >= blank + 12 dB'), 'ssim': (0.97, 'SSIM >= 0.97'), 'centroid_err_px': (1.0, 'centroid <= 1 px'),
+           'codebook_usage': (0.6, 'usage >= 60%'), 'perplexity': (100.0, 'perplexity >= 100')}
 
 
-def evaluate(tok, videos, batch=32):
-    tok.eval(); rs, cs = [], []
+def machine() -> str:
+    return (f'{platform.node()} {platform.machine()} ({_cpu()}), {os.cpu_count()} cores, torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads')
+
+
+def _cpu() -> str:
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or 'unknown CPU'
+
+
+def targets(m: dict) -> dict:
+    return {text: (m[k] <= lim if k == 'centroid_err_px' else m[k] >= lim) for k, (lim, text) in TARGETS.items()}
+
+
+def speed(a) -> None:
+    from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
+    from mono3d.loss import ReconstructionLoss
+    from mono3d.recipe import tokenizer_step
+    print(f'machine: {machine()}', flush=True)
+    lf = ReconstructionLoss(10.0)
+    def time_steps(shape, cl=False, amp=None, compile=False, n=5):
+        torch.manual_seed(0)
+        tok = VideoTokenizer(TokenizerConfig())
+        if cl: tok = tok.to(memory_format=torch.channels_last_3d)
+        model = torch.compile(tok) if compile else tok
+        opt = torch.optim.AdamW(tok.parameters(), lr=1e-3)
+        x = torch.rand(*shape)
+        if cl: x = x.contiguous(memory_format=torch.channels_last_3d)
+        t0 = time.perf_counter()
+        for _ in range(2): tokenizer_step(model, lf, opt, None, x, autocast=amp)
+        warm = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(n): tokenizer_step(model, lf, opt, None, x, autocast=amp)
+        return (time.perf_counter() - t0) / n, warm
+    shapes = {'clip step': (a.clip_batch_size, 3, 8, 24, 24), 'full-size step': (a.batch_size, 3, 16, 64, 64)}
+    levers = [('fp32, contiguous', {}), ('fp32, channels_last_3d', {'cl': True}), ('bf16 autocast, contiguous', {'amp': torch.bfloat16}),
+              ('bf16 autocast, channels_last_3d', {'amp': torch.bfloat16, 'cl': True})]
+    if a.compile: levers += [('fp32, channels_last_3d, torch.compile', {'cl': True, 'compile': True})]
+    for name, shape in shapes.items():
+        for lever, kw in levers:
+            dt, warm = time_steps(shape, **kw)
+            print(f'{name} {tuple(shape)}: {lever:<40s} {dt:.3f} s/step, {shape[0] / dt:6.1f} videos/s  (first two steps {warm:.1f} s)', flush=True)
+    for b in (4, 8, 16):
+        dt, _ = time_steps((b, 3, 16, 64, 64), cl=True)
+        print(f'full-size step, batch {b:>2}, fp32 channels_last_3d: {dt:.3f} s/step, {b / dt:.1f} videos/s', flush=True)
+
+
+def diagnose(run: Path) -> None:
+    "Where the held-out error is, for a run's final weights."
+    from mono3d.tokenizer import VideoTokenizer
+    from mono3d.data import ShardIndex, videos_to_float
+    from mono3d.loss import foreground_mask, perplexity, MetricSums, format_metrics
+    from mono3d.train import split_ids, read_videos, TrainConfig
+    rec = json.loads((run / 'run.json').read_text())
+    cfg = TrainConfig.from_dict({**rec['config'], 'job': {}})
+    tok = VideoTokenizer.load(run / 'tokenizer.safetensors').eval()
+    _, val = split_ids(cfg.data.num_samples, cfg.data.val_samples)
+    videos = read_videos(ShardIndex(rec['data_dir']), val)
+    parts, area = dict.fromkeys(('background', 'edge band', 'interior'), 0.0), dict.fromkeys(('background', 'edge band', 'interior'), 0)
+    codes_fg, codes_bg, sums = [], [], MetricSums(tok.codebook_size)
     with torch.no_grad():
-        for i in range(0, len(videos), batch):
-            x = videos_to_float(videos[i:i + batch]); r, c, _ = tok(x); rs.append(r); cs.append(c)
-    return reconstruction_metrics(torch.cat(rs), videos_to_float(videos), torch.cat(cs), tok.codebook_size)
-
-
-def diagnose(tok, videos, batch=32):
-    """Where the held-out error is and which tokens carry information: squared error split into background
-    (more than 1 px from the object), the object's edge band (1 px either side of its outline) and its interior;
-    perplexity of the tokens whose 4x4x4 cell touches the object and of the others."""
-    tok.eval(); parts, codes_fg, codes_bg = {'background': 0.0, 'edge band': 0.0, 'interior': 0.0}, [], []
-    area = dict.fromkeys(parts, 0)
-    with torch.no_grad():
-        for i in range(0, len(videos), batch):
-            x = videos_to_float(videos[i:i + batch]); r, c, _ = tok(x)
+        for i in range(0, len(videos), 16):
+            x = videos_to_float(videos[i:i + 16]); r, c, _ = tok(x); sums.add(r, x, c)
             fg = foreground_mask(x)
             grown = F.max_pool3d(fg.float(), (1, 3, 3), 1, (0, 1, 1)) > 0
             interior = fg & ~(F.max_pool3d((~fg).float(), (1, 3, 3), 1, (0, 1, 1)) > 0)
@@ -48,6 +99,7 @@ def diagnose(tok, videos, batch=32):
                 parts[k] += float(err[m].sum()); area[k] += int(m.sum())
             touch = F.max_pool3d(fg.float(), tok.factors)[:, 0] > 0
             codes_fg.append(c[touch]); codes_bg.append(c[~touch])
+    print(f'held-out ({len(videos)} videos): {format_metrics(sums.result())}')
     total = sum(parts.values())
     print('error by region (share of squared error, share of pixels): ' + ', '.join(
         f'{k} {100 * v / total:.1f}% of error on {100 * area[k] / sum(area.values()):.1f}% of pixels' for k, v in parts.items()))
@@ -58,105 +110,40 @@ def diagnose(tok, videos, batch=32):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--minutes', type=float, default=20.0, help='training budget in wall-clock minutes')
-    ap.add_argument('--steps', type=int, default=None, help='training budget in steps instead of minutes (the result then does not '
-                    'depend on what else the machine is doing)')
-    ap.add_argument('--train-samples', type=int, default=4000)
-    ap.add_argument('--held-out', type=int, default=256)
+    ap.add_argument('run_dir', nargs='?', default='runs/bench-tokenizer')
+    ap.add_argument('--minutes', type=float, default=None, help='training budget in minutes (mono3d train --minutes)')
+    ap.add_argument('--steps', type=int, default=None, help='training budget in steps (mono3d train --steps)')
+    ap.add_argument('--speed-only', action='store_true', help='only time the training step, each lever both ways')
+    ap.add_argument('--compile', action='store_true', help='with --speed-only: also time torch.compile (slow to warm up)')
     ap.add_argument('--batch-size', type=int, default=8)
-    ap.add_argument('--crop-size', type=int, default=32, help='object-centred crop size for the crop phase (0: no crops)')
-    ap.add_argument('--crop-batch-size', type=int, default=16, help='crops per step in the crop phase')
-    ap.add_argument('--full-fraction', type=float, default=0.1, help='fraction of the steps (or minutes) trained on full videos at the end')
-    ap.add_argument('--lr', type=float, default=3e-3)
-    ap.add_argument('--fg-weight', type=float, default=10.0)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--eval-every', type=int, default=500, help='steps between held-out[:64] checks')
-    ap.add_argument('--threads', type=int, default=os.cpu_count())
-    ap.add_argument('--data', default='runs/bench-data', help='dataset directory (generated if missing; resumable)')
-    ap.add_argument('--out', default='runs/bench-tokenizer', help='where the trained weights and metrics go')
-    ap.add_argument('--speed-only', action='store_true', help='only time 10 training steps')
-    ap.add_argument('--eval-only', metavar='WEIGHTS', default=None, help='only measure saved weights (tokenizer.safetensors) on the held-out videos')
-    a = ap.parse_args()
-    if not 0 <= a.full_fraction <= 1: ap.error(f'--full-fraction must be a number in [0, 1], got {a.full_fraction}')
-    if a.crop_size < 0 or a.crop_size % 4: ap.error(f'--crop-size must be 0 (no crops) or a multiple of the spatial factor 4, got {a.crop_size}')
-    torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
-    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
-    print(f'machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} '
-          f'({torch.get_num_threads()} threads), device {dev}' + (f' ({torch.cuda.get_device_name()})' if dev == 'cuda' else ''), flush=True)
-    tok = VideoTokenizer(TokenizerConfig()).to(dev)
-    print(f'tokenizer: {sum(p.numel() for p in tok.parameters()):,} parameters, grid {tok.token_grid(16, 64, 64)}, '
-          f'{tok.codebook_size} codes, {tok.bits_per_video():.0f} bits/video, compression {tok.compression_ratio():.0f}:1', flush=True)
-    opt = torch.optim.AdamW(tok.parameters(), lr=a.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    loss_fn = ReconstructionLoss(fg_weight=a.fg_weight)
-
-    if a.speed_only:
-        x = torch.rand(a.batch_size, 3, 16, 64, 64, device=dev)
-        for _ in range(2): tokenizer_step(tok, loss_fn, opt, None, x)
+    ap.add_argument('--clip-batch-size', type=int, default=32)
+    ap.add_argument('--eval-only', action='store_true', help="only measure RUN_DIR's final weights and where the error is")
+    a, extra = ap.parse_known_args()
+    if extra[:1] == ['--']: extra = extra[1:]
+    if a.speed_only: return speed(a)
+    run = Path(a.run_dir)
+    if not a.eval_only:
+        print(f'machine: {machine()}', flush=True)
+        cmd = [sys.executable, '-m', 'mono3d.train', str(run), '--no-bar', '--print-every', '500', *extra]
+        if a.minutes: cmd += ['--minutes', str(a.minutes)]
+        if a.steps: cmd += ['--steps', str(a.steps)]
+        print('$ ' + ' '.join(cmd[2:]), flush=True)
         t0 = time.perf_counter()
-        for _ in range(10): tokenizer_step(tok, loss_fn, opt, None, x)
-        if dev == 'cuda': torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        print(f'training step: batch {a.batch_size} of 16x64x64, {dt / 10:.3f} s/step, {10 * a.batch_size / dt:.2f} samples/s')
-        return
-
-    n = a.train_samples + a.held_out
-    if a.eval_only:
-        tok = VideoTokenizer.load(a.eval_only)
-        generate_dataset(a.data, n, bar=False); ds = load_dataset(a.data)
-        held = torch.from_numpy(np.stack([ds.video_uint8(i) for i in range(a.train_samples, n)]))
-        print(f'held-out ({len(held)} videos, ids {a.train_samples}..{n - 1}): {format_metrics(evaluate(tok, held))}')
-        diagnose(tok, held)
-        return
-    t_gen = time.perf_counter()
-    generate_dataset(a.data, n, bar=False)
-    ds = load_dataset(a.data)
-    videos = torch.from_numpy(np.stack([ds.video_uint8(i) for i in range(n)]))
-    train, held = videos[:a.train_samples], videos[a.train_samples:]       # held-out split by sample id
-    print(f'data: {a.train_samples} training + {a.held_out} held-out videos (ids {a.train_samples}..{n - 1}) '
-          f'ready in {time.perf_counter() - t_gen:.1f} s', flush=True)
-
-    # the cosine schedule is sized to the budget from the speed of the first 20 real steps (warm-up runs meanwhile)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, a.steps or 10 ** 9, 0.05))
-    g, gc = torch.Generator().manual_seed(a.seed), torch.Generator().manual_seed(a.seed + 1)
-    t0, step, seen, t_train = time.perf_counter(), 0, 0, 0.0
-    phase = {True: [0, 0.0, 0], False: [0, 0.0, 0]}   # crop phase / full phase: steps, seconds, samples
-    def cropping():   # the crop phase: all but the last full_fraction of the budget
-        if not a.crop_size: return False
-        if a.steps: return step < a.steps * (1 - a.full_fraction)
-        return time.perf_counter() - t0 < a.minutes * 60 * (1 - a.full_fraction)
-    while (step < a.steps) if a.steps else (time.perf_counter() - t0 < a.minutes * 60):
-        crop = cropping()
-        idx = torch.randint(0, len(train), (a.crop_batch_size if crop else a.batch_size,), generator=g)
-        x = videos_to_float(train[idx])
-        if crop: x = object_crops(x, a.crop_size, gc, align=tok.factors[1])
-        x = x.to(dev)
-        ts = time.perf_counter(); out = tokenizer_step(tok, loss_fn, opt, sched, x)
-        dt = time.perf_counter() - ts; t_train += dt; ph = phase[crop]; ph[0] += 1; ph[1] += dt; ph[2] += len(x)
-        step += 1; seen += len(x)
-        if step == 20 and not a.steps:
-            total = max(200, int(a.minutes * 60 / (t_train / 20)))
-            sched.lr_lambdas[0] = warmup_cosine(100, total, 0.05)
-            print(f'schedule: warm-up 100 steps, cosine to 5% at step {total} (sized from {t_train / 20:.3f} s/step)', flush=True)
-        if step % a.eval_every == 0:
-            m = evaluate(tok, held[:64])
-            print(f'step {step} ({time.perf_counter() - t0:.0f} s) loss {out["loss"]:.4f} lr {out["lr"]:.2e} | held-out[:64] {format_metrics(m)}', flush=True)
-    used = time.perf_counter() - t0
-    m = evaluate(tok, held)
-    print(f'budget: {used / 60:.1f} min wall clock ({t_train / 60:.1f} min in training steps), {step} steps, {seen} samples seen')
-    for crop, (n, sec, smp) in phase.items():
-        if n: print(f'  {"crop phase" if crop else "full phase"}: {n} steps of batch {a.crop_batch_size if crop else a.batch_size} '
-                    f'({f"{a.crop_size}x{a.crop_size} crops" if crop else "16x64x64"}), {sec / 60:.1f} min, {sec / n:.3f} s/step, {smp / sec:.2f} samples/s')
-    print(f'held-out ({len(held)} videos): {format_metrics(m)}')
-    diagnose(tok, held)
-    ok = {'psnr >= blank + 12 dB': m['psnr_over_blank'] >= 12, 'ssim >= 0.97': m['ssim'] >= 0.97,
-          'centroid <= 1 px': m['centroid_err_px'] <= 1, 'usage >= 60%': m['codebook_usage'] >= 0.6, 'perplexity >= 100': m['perplexity'] >= 100}
-    print('targets: ' + ', '.join(f'{k}: {"met" if v else "NOT met"}' for k, v in ok.items()))
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    tok.cpu().save(out / 'tokenizer.safetensors')
-    (out / 'metrics.json').write_text(json.dumps({**m, 'minutes': used / 60, 'train_minutes': t_train / 60, 'steps': step,
-                                                 'recipe': {k: getattr(a, k) for k in ('batch_size', 'crop_size', 'crop_batch_size', 'full_fraction', 'lr', 'fg_weight')},
-                                                 'full_phase_samples_per_s': phase[False][2] / phase[False][1] if phase[False][0] else None, 'targets': ok}, indent=1))
-    print(f'weights and metrics in {out}')
+        r = subprocess.run(cmd)
+        if r.returncode != 0: sys.exit(f'mono3d train exited with {r.returncode}')
+        print(f'wall clock of the command: {(time.perf_counter() - t0) / 60:.1f} min', flush=True)
+    m = json.loads((run / 'metrics.json').read_text())
+    t, final = m['timing'], m['final']
+    for name, ph in t['phases'].items():
+        print(f"  {name} steps: {ph['steps']} of {ph['shape']}, {ph['seconds'] / 60:.1f} min, {ph['seconds'] / ph['steps']:.3f} s/step, "
+              f"{ph['videos'] / ph['seconds']:.1f} videos/s")
+    print(f"  steps {t['step_s'] / 60:.1f} min, validation {t['validation_s'] / 60:.1f} min, checkpoints {t['checkpoint_s']:.0f} s, "
+          f"waiting for data {t['data_wait_s']:.0f} s; peak memory {t['rss_mb']:.0f} MB (+ batch workers {t['children_rss_mb']:.0f} MB)")
+    print(f"held-out: PSNR {final['psnr']:.2f} dB (blank {final['blank_psnr']:.2f}, {final['psnr_over_blank']:+.2f}), fg PSNR "
+          f"{final['fg_psnr']:.2f} dB, SSIM {final['ssim']:.4f}, centroid {final['centroid_err_px']:.3f} px, usage "
+          f"{100 * final['codebook_usage']:.1f}%, perplexity {final['perplexity']:.1f} ({m['weights']}, step {m['steps']})")
+    print('targets: ' + ', '.join(f'{k}: {"met" if v else "NOT met"}' for k, v in targets(final).items()))
+    diagnose(run)
 
 
 if __name__ == '__main__':

@@ -1,14 +1,13 @@
 """Benchmark: training throughput of the default tokenizer, in one process and under torchrun (DDP).
 
-    python bench/train.py [--steps 60] [--procs 1,2] [--batch-size 8] [--crop-size 0] [--device auto] [--precision auto] [--compile]
+    python bench/train.py [--steps 60] [--procs 1,2] [--batch-size 8] [--full-size] [--device auto] [--precision auto] [--compile]
 
 For each process count it runs a real `mono3d train` (or `torchrun --standalone --nproc_per_node N -m
 mono3d.train`) on the default 16x64x64 data for `--steps` steps of the per-process batch, with three
-checkpoints and one validation, and prints what the run recorded in metrics.json: samples/s (global),
-the time per step split into data (batch assembly and transfer), forward+backward+optimizer, checkpoint
-writing and validation, and the peak memory of rank 0 (GPU: max allocated; CPU: max resident set).
-It times full 16x64x64 frames (`--crop-size 0`); `--crop-size 32` times the default recipe, whose first
-90 % of steps train on object-centred crops.
+checkpoints and one validation, and prints what the run recorded in metrics.json: videos/s (all processes)
+in the steps, the time per step split into waiting for data, forward+backward+optimizer, checkpoint writing
+and validation, and the peak memory of rank 0 (GPU: max allocated; CPU: max resident set, and its batch
+workers'). It times the default recipe (clips, then full-size videos); `--full-size` times full-size videos only.
 """
 import argparse, json, os, platform, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -20,7 +19,7 @@ def main():
     ap.add_argument('--steps', type=int, default=60)
     ap.add_argument('--procs', default='1,2', help='process counts to run, comma separated (default: 1,2)')
     ap.add_argument('--batch-size', type=int, default=8, help='per-process batch (default: 8)')
-    ap.add_argument('--crop-size', type=int, default=0, help='0: full frames every step (default); 32: the training default')
+    ap.add_argument('--full-size', action='store_true', help='full-size videos every step (no clips)')
     ap.add_argument('--device', default='auto')
     ap.add_argument('--precision', default='auto')
     ap.add_argument('--compile', action='store_true')
@@ -35,15 +34,16 @@ def main():
     rows = []
     for n in procs:
         G = a.batch_size * n
-        num = a.steps * G + val
+        num = 5000
         run = work / f'run-{n}proc'
-        flags = ['--num-samples', str(num), '--val-samples', str(val), '--batch-size', str(a.batch_size), '--epochs', '1',
-                 '--ckpt-every-steps', str(max(1, a.steps // 3)), '--print-every', str(max(1, a.steps // 4)),
-                 '--device', a.device, '--precision', a.precision, '--data-dir', str(work / f'data-{num}'),
-                 '--crop-size', str(a.crop_size)]
+        flags = ['--num-samples', str(num), '--val-samples', str(val), '--batch-size', str(a.batch_size), '--steps', str(a.steps),
+                 '--ckpt-every-steps', str(max(1, a.steps // 3)), '--print-every', str(max(1, a.steps // 4)), '--val-every-steps', str(10 ** 6),
+                 '--device', a.device, '--precision', a.precision, '--data-dir', str(work / f'data-{num}'), '--no-bar']
+        if a.full_size: flags += ['--crop-size', '0', '--crop-frames', '0']
         if a.compile: flags.append('--compile')
-        subprocess.run([sys.executable, '-m', 'mono3d.cli', 'generate', str(work / f'data-{num}'), '--num-samples', str(num), '--no-bar'],
-                       check=True, capture_output=True)
+        if not (work / f'data-{num}' / 'dataset.json').is_file():
+            subprocess.run([sys.executable, '-m', 'mono3d.cli', 'generate', str(work / f'data-{num}'), '--num-samples', str(num), '--no-bar'],
+                           check=True, capture_output=True)
         cmd = ([sys.executable, '-m', 'mono3d.train'] if n == 1 else
                [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(n), '-m', 'mono3d.train'])
         t0 = time.perf_counter()
@@ -54,15 +54,15 @@ def main():
         m = json.loads((run / 'metrics.json').read_text()); t = m['timing']
         rows.append((n, G, t, wall, len(m['history']['checkpoints'])))
         ms = lambda s: 1000 * s / t['steps']
-        print(f"{n} process(es), global batch {G}, {t['threads']} thread(s) each, {t['device']} {t['precision']}"
-              f"{' compiled' if t['compile'] else ''}: {t['samples_per_s']:.1f} samples/s over {t['steps']} steps; per step "
-              f"data {ms(t['data_s']):.1f} ms, forward+backward+optimizer {ms(t['step_s']):.1f} ms; "
+        print(f"{n} process(es), {t['threads']} thread(s) each, {t['device']} {t['precision']}"
+              f"{' compiled' if t['compile'] else ''}: {t['videos_per_s']:.1f} videos/s in the steps over {t['steps']} steps; per step "
+              f"waiting for data {ms(t['data_wait_s']):.1f} ms, forward+backward+optimizer {ms(t['step_s']):.1f} ms; "
               f"checkpoints {t['checkpoint_s']:.2f} s for {rows[-1][4]} ({1000 * t['checkpoint_s'] / max(rows[-1][4], 1):.0f} ms each), "
-              f"validation {t['validation_s']:.1f} s; peak memory (rank 0) {t['peak_memory_mb']:.0f} MB; command wall clock {wall:.0f} s",
-              flush=True)
+              f"validation {t['validation_s']:.1f} s; peak memory (rank 0) {t['rss_mb']:.0f} MB (+ batch workers {t['children_rss_mb']:.0f} MB)"
+              + (f", GPU {t['gpu_mb']:.0f} MB" if 'gpu_mb' in t else '') + f"; command wall clock {wall:.0f} s", flush=True)
     if len(rows) > 1:
-        base = rows[0][2]['samples_per_s']
-        print('scaling: ' + ', '.join(f'{n} procs {t["samples_per_s"] / base:.2f}x' for n, _, t, _, _ in rows))
+        base = rows[0][2]['videos_per_s']
+        print('scaling: ' + ', '.join(f'{n} procs {t["videos_per_s"] / base:.2f}x' for n, _, t, _, _ in rows))
 
 
 if __name__ == '__main__':

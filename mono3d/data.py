@@ -330,15 +330,18 @@ def _survey(store: ManifestStore) -> list[tuple[int, int]]:
         else: done.append((m['index'], m['index'] + m['meta']['count']))
     return done
 
-def generate_dataset(out_dir=None, num_samples: int | None = None, config: GenerateConfig | dict | None = None, **params) -> dict:
+def generate_dataset(out_dir=None, num_samples: int | None = None, config: GenerateConfig | dict | None = None,
+                     processes: Processes | None = None, **params) -> dict:
     """Generate (or resume, or extend) a dataset of `num_samples` videos in `out_dir` as shards of
     `checkpoint_interval` samples. Any `GenerateConfig` field can be given by its flat name (`frames=8`,
-    `seed=3`, `publish_to=...`). Returns the final `progress.json` state (rank 0; other ranks: their share)."""
+    `seed=3`, `publish_to=...`). `processes` shares the shards among the ranks of a launcher (default: the
+    ranks the environment describes; `Processes({})` for this process alone). Returns the final
+    `progress.json` state (rank 0; other ranks: their share)."""
     given = {**(config.flat_dict() if isinstance(config, GenerateConfig) else config or {}), **params}
     if out_dir is not None: given['out_dir'] = os.fspath(out_dir)
     if num_samples is not None: given['num_samples'] = num_samples
     cfg = GenerateConfig.from_dict(given)
-    proc = Processes()
+    proc = processes if processes is not None else Processes()
     d = Path(cfg.out_dir)
     identity = {**cfg.identity(), 'generator_version': GENERATOR_VERSION}
     with Job('generate', d, cfg.job, main=proc.main, guard=(f'{SHARD_PREFIX}*',)) as job:

@@ -16,7 +16,7 @@ from .config import Config, ConfigError, param, add_config_arguments, config_fro
 from .checkpoint import atomic_write, atomic_writer, sha256_file, utc_now
 from .progress import say
 from .publish import redact_url
-from .job import Job, JobConfig, run_as_command
+from .job import Job, JobConfig, Processes, run_as_command
 from .data import CLASSES, ShardIndex, generate_dataset, load_dataset, read_dataset_config, videos_to_float
 from .tokenizer import VideoTokenizer
 from .loss import FG_THRESHOLD, background_colour, reconstruction_metrics, object_centroids
@@ -285,7 +285,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
         job.write_record(identity, config=_public(cfg))
         if not cfg.data_dir:
             j = cfg.job
-            generate_dataset(data_dir, cfg.num_samples, frames=frames, image_size=size, seed=data_seed, bar=False, quiet=j.quiet,
+            generate_dataset(data_dir, cfg.num_samples, frames=frames, image_size=size, seed=data_seed, bar=False, quiet=j.quiet, processes=Processes({}),
                              progress_every=j.progress_every, heartbeat_every=j.heartbeat_every,
                              publish_to=j.publish_to and j.publish_to.rstrip('/') + '/data')
         ds = load_dataset(data_dir)

@@ -300,7 +300,7 @@ class Trainer:
         if self.main and not cfg.data.dir:
             d, j = cfg.data, cfg.job
             generate_dataset(data_dir, d.num_samples, **d.dataset().flat_dict(), progress_every=j.progress_every,
-                             heartbeat_every=j.heartbeat_every, bar=False, quiet=j.quiet,
+                             heartbeat_every=j.heartbeat_every, bar=False, quiet=j.quiet, processes=Processes({}),   # rank 0 alone
                              publish_to=j.publish_to and j.publish_to.rstrip('/') + '/data')
         proc.barrier()
         _check_dataset(data_dir, cfg)
@@ -594,7 +594,7 @@ def fit(config: TrainConfig | dict | None = None, restart: bool = False, quiet: 
                     out = t.train_step(x); rep.step(t.step, out['loss'], out['lr'], out['videos'])
                     if t.vote_stop(): job.stop.check()
                 t.size_plan(measure, started)
-                job.progress.total = rep.plan.total = t.plan.total
+                rep.plan = t.plan; job.progress.total = t.plan.total
             batches = t.batches()
             try:
                 for step, x in batches:
@@ -630,7 +630,8 @@ def _describe(t: Trainer) -> str:
         f'{p.total} steps ({p.clip_steps} on {cfg.recipe.crop_batch_size} clips of {cfg.recipe.crop_frames or cfg.data.frames}x' \
         f'{cfg.recipe.crop_size or cfg.data.image_size}x{cfg.recipe.crop_size or cfg.data.image_size}, then {p.total - p.clip_steps} on ' \
         f'{cfg.optim.batch_size} full videos)'
-    return (f'[train] {t.run}: {len(t.train_ids)} training + {len(t.val_ids)} held-out videos; {steps}, {p.epoch(p.total):.1f} epochs; '
+    epochs = '' if t.provisional else f', {p.epoch(p.total):.1f} epochs'
+    return (f'[train] {t.run}: {len(t.train_ids)} training + {len(t.val_ids)} held-out videos; {steps}{epochs}; '
             f'{where}; tokenizer {sum(q.numel() for q in t.model.parameters()):,} parameters, '
             f'{t.model.tokens_per_video(cfg.data.frames, cfg.data.image_size, cfg.data.image_size)} tokens/video')
 

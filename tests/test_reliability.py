@@ -7,8 +7,18 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd, shard_hashes
-from mono3d.checkpoint import ManifestStore, sha256_file, _HOST
-from mono3d.data import generate_dataset, load_dataset
+
+
+def _m3d():
+    "mono3d's pieces, imported when a test runs (so that this file collects against any version, as its TDD record needs)."
+    from mono3d import checkpoint, data
+    return checkpoint, data
+
+
+def generate_dataset(*a, **k): return _m3d()[1].generate_dataset(*a, **k)
+def load_dataset(*a, **k): return _m3d()[1].load_dataset(*a, **k)
+def sha256_file(p): return _m3d()[0].sha256_file(p)
+def ManifestStore(*a, **k): return _m3d()[0].ManifestStore(*a, **k)
 
 TINY = ['--num-samples', '96', '--val-samples', '16', '--frames', '8', '--image-size', '32', '--channels', '8',
         '--channel-mults', '1,2,2', '--crop-size', '16', '--crop-frames', '4', '--crop-batch-size', '16', '--threads', '1',
@@ -88,6 +98,7 @@ def test_a_sigkilled_holder_leaves_no_lock_behind(tmp_path):
 def test_startup_cleanup_keeps_a_live_writers_temporary(tmp_path):
     out = tmp_path / 'ds'
     generate_dataset(out, 500, checkpoint_interval=250, frames=8, image_size=32, bar=False)
+    _HOST = _m3d()[0]._HOST
     live = subprocess.Popen(['sleep', '60'])
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True).stdout.strip()
     try:

@@ -327,3 +327,37 @@ def test_prelaunch_checklist_blocks_a_production_run_when_a_check_fails(tmp_path
     passing.write_text('def test_fine():\n    assert True\n')
     fit(tiny(tmp_path / 'run', production=True, prelaunch_tests=str(passing), epochs=1))
     assert 'passed' in (tmp_path / 'run' / 'prelaunch.txt').read_text()
+
+
+def test_minutes_budget_sizes_the_plan_records_it_and_resumes_exactly(tmp_path, reference):
+    "--minutes: the steps are sized from the first steps' measured time and recorded; a killed run resumes to the same weights."
+    run = tmp_path / 'run'
+    shutil.copytree(reference / 'data', run / 'data')
+    flags = cli_flags(data_dir=str(run / 'data'), minutes=0.15, warmup_steps=30, ckpt_every_steps=4)
+    p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (run / 'run.json').is_file() and 'plan' in read_json(run / 'run.json')
+             and ManifestStore(run / 'checkpoints', 'step_', kind='checkpoint').indices(), timeout=120)
+    plan = read_json(run / 'run.json')['plan']
+    time.sleep(1.0)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    r = run_cli('train', run, *flags)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_json(run / 'metrics.json')
+    assert m['plan'] == plan and m['steps'] == plan['total'] and plan['total'] > 20
+    # the recorded plan is the plan: the same steps as a run told that number of steps from the start
+    same = tmp_path / 'steps'
+    shutil.copytree(reference / 'data', same / 'data')
+    r = run_cli('train', same, *cli_flags(data_dir=str(same / 'data'), steps=plan['total'], warmup_steps=30, ckpt_every_steps=4))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_json(same / 'metrics.json')['plan'] == plan
+    assert sha(run / 'tokenizer.safetensors') == sha(same / 'tokenizer.safetensors')
+
+
+def test_a_small_run_needs_no_val_samples(tmp_path):
+    "val_samples defaults to min(256, 10% of num_samples), so a 64-video run works without it."
+    r = run_cli('train', tmp_path / 'run', '--num-samples', '64', '--frames', '8', '--image-size', '32', '--channels', '8',
+                '--channel-mults', '1,2,2', '--crop-size', '16', '--crop-frames', '4', '--crop-batch-size', '8', '--epochs', '1',
+                '--threads', '1', '--no-bar')
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = read_json(tmp_path / 'run' / 'metrics.json')
+    assert (m['train_videos'], m['val_videos']) == (58, 6)
