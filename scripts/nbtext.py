@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Edit notebooks as plain text: one file per notebook, cells separated by marker lines.
 
-    python scripts/nbtext.py export nbs/05_train.ipynb [OUT.txt]   # notebook -> text (stdout without OUT)
-    python scripts/nbtext.py import IN.txt nbs/05_train.ipynb      # text -> notebook
+    python scripts/nbtext.py export nbs/12_train.ipynb [OUT.txt]   # notebook -> text (stdout without OUT)
+    python scripts/nbtext.py import IN.txt nbs/12_train.ipynb      # text -> notebook
     python scripts/nbtext.py new IN.txt nbs/09_recipe.ipynb        # text -> a new notebook
 
 A marker line is `#%% md` or `#%% code`, optionally followed by `tags=a,b` (e.g. `tags=parameters`).
