@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .config import Config, ConfigError, param, add_config_arguments, config_from_args
+from .config import Config, ConfigError, param, config_from_args
 from .checkpoint import ManifestStore, remove_stale_temporaries, log
 from .progress import COMPLETE, say
-from .job import Job, JobConfig, GracefulStop, Processes, die_with_parent, run_as_command
+from .job import Job, JobConfig, GracefulStop, Processes, die_with_parent, job_parser, job_command
 
 # %% auto #0
 __all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',
@@ -548,23 +548,16 @@ def load_dataset(directory, verify: bool = True, camera: int | None = 0, cache_b
     return VideoDataset(directory, verify=verify, camera=camera, cache_bytes=cache_bytes)
 
 # %% ../nbs/06_data.ipynb #c038
-def build_generate_parser(prog: str = 'mono3d generate') -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description='Generate (or resume, or extend) a dataset of 3D-trajectory videos as '
-                                 'checksummed shards. Running it again on the same directory resumes; a larger --num-samples extends it.')
-    add_config_arguments(ap, GenerateConfig, positional=('out_dir',))
-    ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
-    return ap
+def build_generate_parser(prog: str = 'mono3d generate'):
+    return job_parser(prog, 'Generate (or resume, or extend) a dataset of 3D-trajectory videos as checksummed shards. Running it '
+                      'again on the same directory resumes; a larger --num-samples extends it.', GenerateConfig, positional=('out_dir',))
 
 def main(argv: list[str] | None = None) -> int:
     "`mono3d generate` / `python -m mono3d.data`; returns the exit code."
-    import logging
-    logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
-    a = vars(build_generate_parser().parse_args(argv))
-    debug = a.pop('debug')
-    def run():
+    def run(a):
         s = generate_dataset(config=config_from_args(GenerateConfig, a))
         if s.get('status'): say(f"[generate] {s['status']}: {s['done']}/{s['total']} samples in {s['directory']}")
-    return run_as_command('generate', run, directory=a.get('out_dir'), debug=debug)
+    return job_command('generate', build_generate_parser(), argv, run, directory=lambda a: a.get('out_dir'))
 
 # %% ../nbs/06_data.ipynb #c039
 #| eval: false

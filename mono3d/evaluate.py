@@ -12,11 +12,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
-from .config import Config, ConfigError, param, add_config_arguments, config_from_args
+from .config import Config, ConfigError, param, config_from_args
 from .checkpoint import atomic_write, atomic_writer, sha256_file, utc_now
 from .progress import say
 from .publish import redact_url
-from .job import Job, JobConfig, Processes, run_as_command
+from .job import Job, JobConfig, Processes, job_parser, job_command
 from .data import CLASSES, ShardIndex, generate_dataset, load_dataset, read_dataset_config, videos_to_float
 from .tokenizer import VideoTokenizer
 from .loss import FG_THRESHOLD, background_colour, reconstruction_metrics, object_centroids
@@ -459,29 +459,16 @@ def render_report(rep: dict) -> str:
         L.append(f"Tokenizer: {t['steps']} training steps" + (f" ({t['epochs']} epochs of {t['train_videos']} videos)" if t.get('epochs') else '') + '.')
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/13_evaluate.ipynb #c031
-#| export
-
-# %% ../nbs/13_evaluate.ipynb #c033
-def build_eval_parser(prog: str = 'mono3d evaluate') -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description='Evaluate a trained tokenizer: reconstruction, classification and '
-                                 'forecasting from its codes, beside baselines. Running it again resumes.')
-    add_config_arguments(ap, EvalConfig, positional=('run_dir',))
-    ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
-    return ap
+# %% ../nbs/13_evaluate.ipynb #c032
+def build_eval_parser(prog: str = 'mono3d evaluate'):
+    return job_parser(prog, 'Evaluate a trained tokenizer: reconstruction, classification and forecasting from its codes, beside '
+                      'baselines. Running it again resumes.', EvalConfig, positional=('run_dir',))
 
 def main(argv: list[str] | None = None) -> int:
     "`mono3d evaluate` / `python -m mono3d.evaluate`; returns the exit code."
-    import logging
-    logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
-    a = vars(build_eval_parser().parse_args(argv))
-    debug = a.pop('debug')
-    cfg = [None]
-    def run():
-        cfg[0] = config_from_args(EvalConfig, a)
-        evaluate_run(cfg[0])
-    return run_as_command('evaluate', run, directory=a.get('out_dir') or Path(a['run_dir']) / 'eval', debug=debug)
+    return job_command('evaluate', build_eval_parser(), argv, lambda a: evaluate_run(config_from_args(EvalConfig, a)),
+                       directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval')
 
-# %% ../nbs/13_evaluate.ipynb #c034
+# %% ../nbs/13_evaluate.ipynb #c033
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

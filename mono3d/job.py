@@ -16,7 +16,7 @@ from .status_page import render_status_html, STATUS_HTML
 # %% auto #0
 __all__ = ['LOCK_FILE', 'RECORDS', 'DIRECTORY_PARAMS', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop',
            'die_with_parent', 'Processes', 'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'identity_diff', 'Job',
-           'run_as_command']
+           'run_as_command', 'job_parser', 'job_command']
 
 # %% ../nbs/05_job.ipynb #c006
 @dataclass(frozen=True)
@@ -341,3 +341,21 @@ def run_as_command(job: str, fn, directory=None, debug: bool = False) -> int:
         print(tb, file=sys.stderr, end='')
         print(f'mono3d {job}: failed: {redact(f"{type(e).__name__}: {e}")}{where}', file=sys.stderr, flush=True)
         return 1
+
+# %% ../nbs/05_job.ipynb #c028
+def job_parser(prog: str, description: str, cls, positional=()) -> 'argparse.ArgumentParser':
+    "A command's parser: the flags of `cls` (see `add_config_arguments`) and `--debug`."
+    import argparse
+    from mono3d.config import add_config_arguments
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    add_config_arguments(ap, cls, positional=positional)
+    ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
+    return ap
+
+def job_command(name: str, parser, argv, run, directory=None) -> int:
+    "Parse `argv`, set up logging, and run `run(args)` as the `mono3d NAME` command; `directory(args)` gets `error.log`."
+    import logging
+    logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
+    a = vars(parser.parse_args(argv))
+    debug = a.pop('debug', False)
+    return run_as_command(name, lambda: run(a), directory=directory(a) if directory else None, debug=debug)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from .config import Config, ConfigError, param, add_config_arguments, config_from_args
+from .config import Config, ConfigError, param, config_from_args
 from .checkpoint import ManifestStore, atomic_write, log, utc_now
 from .progress import COMPLETE, say
 from .publish import redact_url
-from .job import Job, JobConfig, Processes, run_as_command
+from .job import Job, JobConfig, Processes, job_parser, job_command
 from .data import DatasetConfig, ShardIndex, generate_dataset, read_dataset_config, videos_to_float
 from .loss import ReconstructionLoss, MetricSums, format_metrics
 from .recipe import OptimConfig, RecipeConfig, TrainingPlan, object_clips, warmup_cosine, tokenizer_step, WeightAverage
@@ -636,22 +636,18 @@ def _describe(t: Trainer) -> str:
             f'{t.model.tokens_per_video(cfg.data.frames, cfg.data.image_size, cfg.data.image_size)} tokens/video')
 
 # %% ../nbs/12_train.ipynb #c028
-def build_train_parser(prog: str = 'mono3d train') -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description='Train the video tokenizer. Running the same command again resumes from the '
-                                 'newest valid checkpoint; a larger --epochs extends a finished run.')
-    add_config_arguments(ap, TrainConfig, positional=('run_dir',))
+def build_train_parser(prog: str = 'mono3d train'):
+    ap = job_parser(prog, 'Train the video tokenizer. Running the same command again resumes from the newest valid checkpoint; '
+                    'a larger --epochs extends a finished run.', TrainConfig, positional=('run_dir',))
     ap.add_argument('--restart', action='store_true', help='when every checkpoint is unusable, move them aside and train from step 0')
-    ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
     return ap
 
 def main(argv: list[str] | None = None) -> int:
     "`mono3d train` / `python -m mono3d.train`; returns the exit code."
-    import logging
-    logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
-    a = vars(build_train_parser().parse_args(argv))
-    restart, debug = a.pop('restart'), a.pop('debug')
-    return run_as_command('train', lambda: fit(config_from_args(TrainConfig, a), restart=restart) and None,
-                          directory=a.get('run_dir'), debug=debug)
+    def run(a):
+        restart = a.pop('restart')
+        fit(config_from_args(TrainConfig, a), restart=restart)
+    return job_command('train', build_train_parser(), argv, run, directory=lambda a: a.get('run_dir'))
 
 # %% ../nbs/12_train.ipynb #c030
 #| eval: false
