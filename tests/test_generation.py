@@ -212,3 +212,21 @@ def test_status_reports_complete_and_stalled(tmp_path):
     assert json.loads(r.stdout)['status'] == 'RUNNING'
     r = run_cli('status', tmp_path / 'nothing-here')
     assert r.returncode == 2 and 'no progress.json' in r.stderr
+
+
+def test_a_dataset_of_the_previous_generator_is_refused_not_mixed(tmp_path):
+    "Generator version 2 balances the classes in blocks of 4: a version-1 directory is refused by generate, train and load."
+    out = tmp_path / 'ds'
+    generate_dataset(out, 40, checkpoint_interval=20, frames=8, image_size=32, bar=False)
+    rec = read_json(out / 'dataset.json')
+    rec['generator_version'] = rec['identity']['generator_version'] = 1
+    (out / 'dataset.json').write_text(json.dumps(rec))
+    before = shard_hashes(out)
+    r = run_cli('generate', out, '--num-samples', '80', '--checkpoint-interval', '20', '--frames', '8', '--image-size', '32', '--no-bar')
+    assert r.returncode == 2 and 'generator_version: 1 in the directory, 2 requested' in r.stderr
+    with pytest.raises(ValueError, match='was made by generator version 1; this mono3d makes version 2'): load_dataset(out)
+    assert shard_hashes(out) == before
+    generate_dataset(tmp_path / 'fresh', 40, checkpoint_interval=20, frames=8, image_size=32, bar=False)
+    ds = load_dataset(tmp_path / 'fresh')
+    assert np.bincount(ds.labels).tolist() == [10, 10, 10, 10]
+    assert all(sorted(ds.labels[i:i + 4].tolist()) == [0, 1, 2, 3] for i in range(0, 40, 4))
