@@ -381,6 +381,7 @@ def generate_dataset(out_dir=None, num_samples: int | None = None, config: Gener
         if proc.distributed:                   # rank 0 reports the others' shards as they land, then all meet
             while proc.main and count_committed() < covered + sum(planned.values()):
                 job.stop.check(); prog.update(count_committed()); time.sleep(0.5)
+            if proc.main: prog.update(count_committed())     # the last shard may have landed between two looks
             proc.close()
     return job.progress.state() if proc.main else {'rank': proc.rank, 'shards': len(mine)}
 
