@@ -19,7 +19,7 @@ __all__ = ['OptimConfig', 'RecipeConfig', 'TrainingPlan', 'object_crops', 'objec
 @dataclass(frozen=True)
 class OptimConfig(Config):
     "How long and how fast the weights move."
-    epochs: int = param(10, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
+    epochs: int = param(28, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
     steps: int | None = param(None, 'train exactly this many steps instead of epochs (a larger value extends a finished run)',
                               kind='int', optional=True, lo=1, identity=False)
     minutes: float | None = param(None, 'train for about this many minutes instead: the number of steps is sized from the step time measured '
@@ -39,7 +39,7 @@ class RecipeConfig(Config):
     crop_size: int = param(24, 'side of the object-centred clips of the first steps (0: full frames throughout)', lo=0)
     crop_frames: int = param(8, 'frames of a clip (0: all frames)', lo=0)
     crop_batch_size: int = param(32, 'clips per step and per process, one per video', lo=1, hi=65536)
-    full_size_fraction: float = param(0.14, 'the last fraction of the steps trains on full-size videos', lo=0, hi=1)
+    full_size_fraction: float = param(0.06, 'the last fraction of the steps trains on full-size videos', lo=0, hi=1)
 
 # %% ../nbs/08_recipe.ipynb #c009
 @dataclass(frozen=True)
