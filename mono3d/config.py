@@ -216,6 +216,7 @@ def _renamed(e: ConfigError, cls, section: str) -> ConfigError:
 def _help(f, default) -> str:
     m, d = f.metadata, _plain(default)
     extra = f" (one of: {', '.join(m['choices'])})" if m['choices'] else ''
+    if '(default:' in m['doc']: return m['doc'] + extra          # the doc says what the default means
     shown = ('on' if d else 'off') if isinstance(d, bool) else 'none' if d is None else _show(d)
     return f"{m['doc']}{extra} (default: {shown})"
 
