@@ -1,7 +1,7 @@
 """Benchmark: the tokenizer's quality and speed, measured on runs of `mono3d train` itself (one training loop).
 
     python bench/tokenizer.py [RUN_DIR] [--minutes M | --steps N] [-- any mono3d train flags]
-    python bench/tokenizer.py --speed-only [--batch-size 8] [--clip-batch-size 32]
+    python bench/tokenizer.py --speed-only [--compile] [--levers NAMES] [--batches 4,8,16] [--batch-size 8] [--clip-batch-size 32]
     python bench/tokenizer.py --eval-only RUN_DIR
 
 The default mode runs `mono3d train RUN_DIR` (default `runs/bench-tokenizer`) with the training defaults and the
@@ -52,7 +52,7 @@ def speed(a) -> None:
         torch.manual_seed(0)
         tok = VideoTokenizer(TokenizerConfig())
         if cl: tok = tok.to(memory_format=torch.channels_last_3d)
-        model = torch.compile(tok) if compile else tok
+        model = torch.compile(tok, dynamic=False) if compile else tok
         opt = torch.optim.AdamW(tok.parameters(), lr=1e-3)
         x = torch.rand(*shape)
         if cl: x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -66,11 +66,14 @@ def speed(a) -> None:
     levers = [('fp32, contiguous', {}), ('fp32, channels_last_3d', {'cl': True}), ('bf16 autocast, contiguous', {'amp': torch.bfloat16}),
               ('bf16 autocast, channels_last_3d', {'amp': torch.bfloat16, 'cl': True})]
     if a.compile: levers += [('fp32, channels_last_3d, torch.compile', {'cl': True, 'compile': True})]
+    if a.levers:
+        keep = [k.strip() for k in a.levers.split(',')]
+        levers = [(n, kw) for n, kw in levers if any(k in n for k in keep)]
     for name, shape in shapes.items():
         for lever, kw in levers:
             dt, warm = time_steps(shape, **kw)
             print(f'{name} {tuple(shape)}: {lever:<40s} {dt:.3f} s/step, {shape[0] / dt:6.1f} videos/s  (first two steps {warm:.1f} s)', flush=True)
-    for b in (4, 8, 16):
+    for b in [int(b) for b in a.batches.split(',') if b]:
         dt, _ = time_steps((b, 3, 16, 64, 64), cl=True)
         print(f'full-size step, batch {b:>2}, fp32 channels_last_3d: {dt:.3f} s/step, {b / dt:.1f} videos/s', flush=True)
 
@@ -115,6 +118,9 @@ def main():
     ap.add_argument('--steps', type=int, default=None, help='training budget in steps (mono3d train --steps)')
     ap.add_argument('--speed-only', action='store_true', help='only time the training step, each lever both ways')
     ap.add_argument('--compile', action='store_true', help='with --speed-only: also time torch.compile (slow to warm up)')
+    ap.add_argument('--levers', default=None, help="with --speed-only: time only the levers whose name contains one of these "
+                    "(comma separated, e.g. 'torch.compile'; 'none' for none)")
+    ap.add_argument('--batches', default='4,8,16', help="with --speed-only: full-size batch sizes to time ('' for none)")
     ap.add_argument('--batch-size', type=int, default=8)
     ap.add_argument('--clip-batch-size', type=int, default=32)
     ap.add_argument('--eval-only', action='store_true', help="only measure RUN_DIR's final weights and where the error is")

@@ -62,7 +62,7 @@ class TrainJobConfig(JobConfig):
     device: str = param('auto', 'where to train: auto uses a GPU when there is one', choices=DEVICES)
     precision: str = param('auto', 'auto: bf16 autocast on a GPU, fp32 on a CPU', choices=PRECISIONS)
     channels_last: bool = param(True, 'channels_last_3d memory format (measured faster on this CPU and on GPUs)')
-    compile: bool = param(False, 'torch.compile the model')
+    compile: bool = param(False, 'torch.compile the training step (slower on the 2-core CPU: see the benchmarks)')
     production: bool = param(False, 'run the pre-launch checklist (the test suite) first, and refuse to start unless it passes')
     prelaunch_tests: str = param('tests', 'pytest arguments of the pre-launch checklist')
     log_to: str = param('none', 'also log the scalars of progress.json to TensorBoard (RUN_DIR/tb) or Weights & Biases', choices=TRACKERS)
@@ -327,7 +327,7 @@ class Trainer:
         self.store = ManifestStore(run / 'checkpoints', CKPT_PREFIX, kind='checkpoint')
         self.resume()
         self.step_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None) if proc.distributed else self.model
-        if cfg.job.compile: self.step_model = torch.compile(self.step_model)
+        if cfg.job.compile: self.step_model = torch.compile(self.step_model, dynamic=False)   # one static graph per phase's shape (a dynamic one fails in backward, torch 2.13)
 
     def write_record(self) -> None:
         if self.main: self.job.write_record(self.identity, config=self.cfg.public(), world_size=self.proc.world, **self.record)

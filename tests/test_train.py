@@ -281,6 +281,16 @@ def test_python_m_entry_point_is_the_same_job(tmp_path):
     assert 'COMPLETE' in (tmp_path / 'run' / 'PROGRESS.txt').read_text()
 
 
+def test_compile_trains_through_the_switch_from_clips_to_full_videos(tmp_path):
+    "--compile: the clip steps and the full-size steps each get their graph; the full-size backward runs (a dynamic graph failed there)."
+    run = tmp_path / 'run'
+    r = run_cli('train', run, *cli_flags(steps=4, full_size_fraction=0.5, compile=True))
+    assert r.returncode == 0, r.stderr[-3000:]
+    t = read_json(run / 'metrics.json')['timing']
+    assert t['compile'] is True and t['phases']['clip']['steps'] == 2 and t['phases']['full']['steps'] == 2
+    assert np.isfinite(read_json(run / 'metrics.json')['final']['psnr'])
+
+
 def _papermill(out_nb, *params):
     cmd = [sys.executable, '-m', 'papermill', str(ROOT / 'nbs' / 'train.ipynb'), str(out_nb), '--cwd', str(ROOT / 'nbs')]
     for k, v in params: cmd += ['-p', k, str(v)]
