@@ -9,7 +9,7 @@ back, and `nbdev_clean` then strips execution counts and metadata. Outputs are k
 `MAX_STREAM` characters are shortened (the middle is cut), and the tests check a size budget per notebook
 (tests/test_ergonomics.py). Runner notebooks (train.ipynb, evaluate_run.ipynb) are not run here: papermill runs them.
 """
-import json, subprocess, sys, time
+import json, re, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +28,18 @@ def shorten(outputs: list) -> list:
     return out
 
 
+def _no_eval(cell) -> bool:
+    "Skip what nbdev_test skips: markdown, and code cells marked `#| eval: false` (e.g. a module's `__main__` guard)."
+    if cell.cell_type != 'code': return True
+    return re.search(r'^#\|\s*eval:\s*false\s*$', cell.source, re.M | re.I) is not None
+
+
 def run(path: Path) -> None:
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     nb = read_nb(path)
     t0 = time.time()
-    CaptureShell(path=path.parent).run_all(nb, exc_stop=True)
+    CaptureShell(path=path.parent).run_all(nb, exc_stop=True, preproc=_no_eval)
     for c in nb.cells:
         if c.cell_type == 'code': c['outputs'] = shorten(c.get('outputs', []))
     write_nb(nb, path)
