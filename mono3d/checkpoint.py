@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 # %% auto #0
-__all__ = ['log', 'fsync_dir', 'temporary_name', 'atomic_writer', 'atomic_write', 'pid_alive', 'remove_stale_temporaries',
-           'sha256_file', 'utc_now', 'ManifestStore']
+__all__ = ['log', 'fsync_dir', 'start_time', 'temporary_name', 'atomic_writer', 'atomic_write', 'pid_alive',
+           'remove_stale_temporaries', 'sha256_file', 'utc_now', 'ManifestStore']
 
 # %% ../nbs/01_checkpoint.ipynb #c004
 log = logging.getLogger('mono3d')
 
 # %% ../nbs/01_checkpoint.ipynb #c007
 _HOST = re.sub(r'[^A-Za-z0-9_.]', '_', socket.gethostname())[:64] or 'host'
-_TMP_RE = re.compile(r'^\.(?P<name>.+)\.tmp-(?:(?P<host>[A-Za-z0-9_.]+)-)?(?P<pid>\d+)-[0-9a-f]{8}(?:\.[A-Za-z0-9]+)?$')
+_TMP_RE = re.compile(r'^\.(?P<name>.+)\.tmp-(?:(?P<host>[A-Za-z0-9_.]+)-)?(?P<pid>\d+)(?:\.(?P<start>\d+))?-[0-9a-f]{8}(?:\.[A-Za-z0-9]+)?$')
 
 def fsync_dir(path) -> None:
     "fsync a directory so that a rename inside it survives a power cut (a no-op where unsupported)."
@@ -28,11 +28,19 @@ def fsync_dir(path) -> None:
     except OSError: pass
     finally: os.close(fd)
 
+def start_time(pid: int) -> int | None:
+    "When process `pid` started (clock ticks since boot, Linux `/proc`), or None where that cannot be read."
+    try: return int(Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19])
+    except (OSError, ValueError, IndexError): return None
+
 def temporary_name(path, keep_suffix: bool = False) -> Path:
-    """The hidden temporary beside `path`, named after its writer: `.NAME.tmp-HOST-PID-RANDOM` (plus the file's
-    suffix with `keep_suffix`, for writers that choose a format by extension)."""
-    path = Path(path)
-    return path.with_name(f'.{path.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}' + (path.suffix if keep_suffix else ''))
+    """The hidden temporary beside `path`, named after its writer: `.NAME.tmp-HOST-PID.START-RANDOM`, where START
+    is the writer's start time (so a process that later gets the same pid is not mistaken for it; left out where
+    `/proc` is absent), plus the file's suffix with `keep_suffix`, for writers that choose a format by extension."""
+    path, pid = Path(path), os.getpid()
+    start = start_time(pid)
+    owner = f'{pid}' if start is None else f'{pid}.{start}'
+    return path.with_name(f'.{path.name}.tmp-{_HOST}-{owner}-{secrets.token_hex(4)}' + (path.suffix if keep_suffix else ''))
 
 @contextmanager
 def atomic_writer(path, mode: str = 'wb') -> Iterator:
@@ -55,12 +63,15 @@ def atomic_write(path, data: bytes | str) -> None:
     "Write `data` to `path` atomically (temp file in the same directory, fsync, `os.replace`, fsync dir)."
     with atomic_writer(path, 'w' if isinstance(data, str) else 'wb') as f: f.write(data)
 
-def pid_alive(pid: int) -> bool:
-    "Whether a process with this id exists on this machine."
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """Whether a process with this id exists on this machine (and, given `start`, is the one that started then:
+    pids are reused, and a busy machine wraps around its 32,768 of them in minutes)."""
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
+    except PermissionError: pass
+    if start is None: return True
+    now = start_time(pid)
+    return now is None or now == start
 
 def remove_stale_temporaries(directory, pids=None) -> list[Path]:
     """Delete temporaries whose writer is gone: written on this host by a process that no longer exists (or,
@@ -71,8 +82,8 @@ def remove_stale_temporaries(directory, pids=None) -> list[Path]:
     for p in d.iterdir():
         m = _TMP_RE.match(p.name)
         if not m or not p.is_file() or m.group('host') not in (None, _HOST): continue
-        pid = int(m.group('pid'))
-        if (pid in pids) if pids is not None else (pid != os.getpid() and not pid_alive(pid)):
+        pid, start = int(m.group('pid')), m.group('start')
+        if (pid in pids) if pids is not None else (pid != os.getpid() and not pid_alive(pid, None if start is None else int(start))):
             p.unlink(missing_ok=True); removed.append(p)
     return removed
 

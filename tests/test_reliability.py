@@ -102,12 +102,19 @@ def test_startup_cleanup_keeps_a_live_writers_temporary(tmp_path):
     live = subprocess.Popen(['sleep', '60'])
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True).stdout.strip()
     try:
+        start = _m3d()[0].start_time(live.pid)
+        assert start is not None
         keep = out / f'.checkpoint_00000500.npz.tmp-{_HOST}-{live.pid}-0123abcd'
+        keep2 = out / f'.checkpoint_00000600.npz.tmp-{_HOST}-{live.pid}.{start}-0123abcd'      # pid and start time: that process
         gone = out / f'.checkpoint_00000750.npz.tmp-{_HOST}-{dead}-0123abcd'
-        keep.write_bytes(b'a live process is writing this'); gone.write_bytes(b'left by a dead writer')
+        reused = out / f'.checkpoint_00000800.npz.tmp-{_HOST}-{live.pid}.{start - 1}-0123abcd'  # its writer died; the pid went to another
+        for p in (keep, keep2): p.write_bytes(b'a live process is writing this')
+        for p in (gone, reused): p.write_bytes(b'left by a dead writer')
         r = run_cli('generate', out, '--num-samples', '1000', '--checkpoint-interval', '250', *GEN)
         assert r.returncode == 0, r.stderr
-        assert keep.read_bytes() == b'a live process is writing this' and not gone.exists()
+        assert keep.read_bytes() == keep2.read_bytes() == b'a live process is writing this'
+        assert not gone.exists() and not reused.exists()
+        assert re.fullmatch(rf'\.x\.tmp-{re.escape(_HOST)}-{os.getpid()}\.\d+-[0-9a-f]{{8}}', _m3d()[0].temporary_name(out / 'x').name)
     finally:
         live.kill()
 
