@@ -119,6 +119,29 @@ def test_startup_cleanup_keeps_a_live_writers_temporary(tmp_path):
         live.kill()
 
 
+
+def test_a_zombie_writers_temporary_is_removed(tmp_path):
+    """A SIGKILLed job's workers stay zombies until init reaps them (about 1.8 s on this VM): same pid, same start
+    time, but dead. A run started in that window must still remove the temporary such a writer left."""
+    out = tmp_path / 'ds'
+    generate_dataset(out, 500, checkpoint_interval=250, frames=8, image_size=32, bar=False)
+    code = ('import sys; from pathlib import Path; from mono3d.checkpoint import temporary_name; '
+            't = temporary_name(Path(sys.argv[1]) / "checkpoint_00000500.npz"); t.write_bytes(b"half a shard"); print(t, flush=True)')
+    writer = subprocess.Popen([sys.executable, '-c', code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        tmp = Path(writer.stdout.readline().strip())
+        assert tmp.is_file() and f'-{writer.pid}.' in tmp.name
+        # not reaped yet (Popen reaps only on poll/wait): the writer is a zombie, as an orphan is until init reaps it
+        wait_for(lambda: Path(f'/proc/{writer.pid}/stat').read_text().rsplit(')', 1)[1].split()[0] == 'Z', timeout=30)
+        assert _m3d()[0].pid_alive(writer.pid) is False
+        r = run_cli('generate', out, '--num-samples', '750', '--checkpoint-interval', '250', *GEN)
+        assert r.returncode == 0, r.stderr
+        assert not tmp.exists() and f'removed uncommitted file {tmp.name}' in r.stderr
+        assert Path(f'/proc/{writer.pid}').exists()      # still a zombie all along: the run did not wait for the reaper
+    finally:
+        writer.wait()
+
+
 # ---- 3. a configuration that cannot run never poisons the directory ---------------------------------------------
 
 @pytest.mark.parametrize('flags, message', [
