@@ -37,7 +37,7 @@ class TokenizerConfig(Config):
     spatial_downsample: int = param(4, 'total spatial factor: stem patch x strided stages', lo=1, hi=64)
     temporal_downsample: int = param(4, 'total temporal factor', lo=1, hi=64)
     quantizer: str = param('fsq', 'finite scalar quantization or lookup-free quantization', choices=QUANTIZERS)
-    levels: tuple = param((8, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2)
+    levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2)
     lfq_bits: int = param(10, 'LFQ: latent channels = bits, codebook = 2**bits', lo=1, hi=20)
     norm_groups: int = param(8, 'GroupNorm groups (every level width must be divisible by it)', lo=1)
 

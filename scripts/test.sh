@@ -3,8 +3,8 @@
 #   1. nbdev_clean and nbdev_export, then check that they changed nothing (notebooks are clean and are the source of mono3d/)
 #   2. README.md in sync with nbs/index.ipynb
 #   3. nbdev_test: every notebook in nbs/ runs as a test
-#   4. pytest: the long-running-process suite on real runs (slow tests included), in one process (`-n 2` spreads it over
-#      two pytest-xdist workers, faster, but test_generation's SIGKILL test has left a temporary behind under that load)
+#   4. pytest: the long-running-process suite on real runs (slow tests included), spread over two pytest-xdist workers,
+#      one test file per worker (extra arguments go to pytest; `-n 0` runs it in one process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== nbdev_clean + nbdev_export (sync check)"
@@ -21,7 +21,7 @@ echo "== nbdev_test"
 nbdev_test --n_workers 2 --do_print --flags slow
 echo "== pytest"
 set +e
-python -m pytest "$@"
+python -m pytest -n 2 --dist loadfile "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi

@@ -113,7 +113,7 @@ def test_help_teaches_and_version_answers():
                  '--device {auto,cpu,cuda}', '--precision {auto,fp32,bf16}', '--channels-last, --no-channels-last', '--config FILE',
                  'held-out videos', '--data-seed', '--restart'):
         assert text in h, text
-    assert '(default: 0.003)' in h and '(default: 8,5,5,5)' in h
+    assert '(default: 0.003)' in h and '(default: 5,5,5,5,5)' in h
     r = run_cli('generate', '-h')
     assert r.returncode == 0 and '--num-samples' in r.stdout and '(default: 50000)' in r.stdout and '--bar, --no-bar' in r.stdout
     r = run_cli('--version')

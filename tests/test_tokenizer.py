@@ -39,8 +39,8 @@ def test_shapes_dtypes_and_code_ranges(videos, quantizer):
 
 def test_default_grid_and_compression_are_documented_values():
     tok = VideoTokenizer()
-    assert tok.codebook_size == 1000 and tok.token_grid(16, 64, 64) == (4, 16, 16)
-    assert round(tok.compression_ratio()) == 154
+    assert tok.codebook_size == 3125 and tok.token_grid(16, 64, 64) == (4, 16, 16)
+    assert round(tok.compression_ratio()) == 132
 
 
 @pytest.mark.parametrize('quantizer', ['fsq', 'lfq'])
@@ -121,7 +121,7 @@ def test_bad_input_raises_the_documented_error(make, exc, message):
 
 def test_bad_codes_and_configs_raise_clear_errors():
     tok = VideoTokenizer()
-    with pytest.raises(ValueError, match=r'codes must lie in \[0, 1000\), got min -1'):
+    with pytest.raises(ValueError, match=r'codes must lie in \[0, 3125\), got min -1'):
         tok.detokenize(torch.full((1, 4, 16, 16), -1))
     with pytest.raises(TypeError, match='integer tensor'):
         tok.detokenize(torch.zeros(1, 4, 16, 16))
