@@ -33,11 +33,13 @@ def _proc_stat(pid: int) -> list[str] | None:
     try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
     except (OSError, IndexError): return None
 
+def _started(fields: list[str] | None) -> int | None:
+    try: return int(fields[19]) if fields else None
+    except (ValueError, IndexError): return None
+
 def start_time(pid: int) -> int | None:
     "When process `pid` started (clock ticks since boot, Linux `/proc`), or None where that cannot be read."
-    f = _proc_stat(pid)
-    try: return int(f[19]) if f else None
-    except (ValueError, IndexError): return None
+    return _started(_proc_stat(pid))
 
 def temporary_name(path, keep_suffix: bool = False) -> Path:
     """The hidden temporary beside `path`, named after its writer: `.NAME.tmp-HOST-PID.START-RANDOM`, where START
@@ -78,9 +80,8 @@ def pid_alive(pid: int, start: int | None = None) -> bool:
     except PermissionError: pass
     f = _proc_stat(pid)
     if f and f[0] in ('Z', 'X'): return False
-    if start is None: return True
-    now = start_time(pid)
-    return now is None or now == start
+    now = _started(f)
+    return start is None or now is None or now == start
 
 def remove_stale_temporaries(directory, pids=None) -> list[Path]:
     """Delete temporaries whose writer is gone: written on this host by a process that no longer exists (or,

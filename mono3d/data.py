@@ -383,8 +383,6 @@ def generate_dataset(out_dir=None, num_samples: int | None = None, config: Gener
                 job.stop.check(); prog.update(count_committed()); time.sleep(0.5)
             if proc.main: prog.update(count_committed())     # the last shard may have landed between two looks
             proc.close()
-        if proc.main:       # a writer of an interrupted run that died only after this job started leaves no temporary
-            for p in remove_stale_temporaries(d): log.warning('removed %s, left by a writer that is gone', p.name)
     return job.progress.state() if proc.main else {'rank': proc.rank, 'shards': len(mine)}
 
 def _make_shards(d, store, data: DatasetConfig, todo, n_workers, stop, committed) -> None:
