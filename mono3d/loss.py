@@ -23,8 +23,15 @@ def background_colour(video: torch.Tensor) -> torch.Tensor:
     return rearrange(video, 'b c t h w -> b c (t h w)').median(dim=-1).values
 
 def foreground_mask(video: torch.Tensor, bg: torch.Tensor | None = None, threshold: float = FG_THRESHOLD) -> torch.Tensor:
-    "Boolean `(B, 1, T, H, W)`: pixels that differ from the background in any channel."
-    bg = background_colour(video) if bg is None else bg
+    """Boolean `(B, 1, T, H, W)`: pixels that differ from the background in any channel. `bg` is `(B, 3)`, or `(3,)`
+    for one colour shared by every video (default: `background_colour`). A uint8 video (with a uint8 `bg`) is compared
+    in integers, `threshold` scaled by 255: no float copy of the video is made."""
+    bg = background_colour(video) if bg is None else torch.as_tensor(bg, device=video.device)
+    bg = bg.expand(len(video), video.shape[1]) if bg.ndim == 1 else bg
+    if video.dtype == torch.uint8:
+        if bg.dtype != torch.uint8: raise TypeError(f'a uint8 video needs a uint8 bg, got {bg.dtype}')
+        d = video.to(torch.int16) - bg.to(torch.int16)[:, :, None, None, None]
+        return d.abs_().amax(1, keepdim=True) > threshold * 255
     return ((video - bg[:, :, None, None, None]).abs().amax(1, keepdim=True) > threshold)
 
 # %% ../nbs/07_loss.ipynb #c009

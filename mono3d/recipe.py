@@ -82,11 +82,12 @@ class TrainingPlan:
 
 # %% ../nbs/08_recipe.ipynb #c013
 def object_crops(video: torch.Tensor, size: int, generator: torch.Generator | None = None, align: int = 4,
-                 jitter: float = 1 / 3) -> torch.Tensor:
+                 jitter: float = 1 / 3, bg: torch.Tensor | None = None) -> torch.Tensor:
     """One square crop per video, all frames kept: `(B, C, T, H, W)` → `(B, C, T, size, size)`.
     Each crop is centred on a foreground pixel drawn at random (the frame's centre when a video shows no
     object), shifted by up to `jitter * size` pixels, kept inside the frame, and its corner is a multiple of
-    `align` (pass the tokenizer's spatial factor). Deterministic for a given `generator` state."""
+    `align` (pass the tokenizer's spatial factor). Deterministic for a given `generator` state. `video` may be
+    float or uint8 (crops keep its dtype); `bg` is the background colour in the same scale (`foreground_mask`)."""
     if not isinstance(video, torch.Tensor) or video.ndim != 5:
         raise ValueError(f'video must be a tensor (B, C, T, H, W), got {getattr(video, "shape", type(video).__name__)}')
     H, W = video.shape[-2:]
@@ -94,7 +95,7 @@ def object_crops(video: torch.Tensor, size: int, generator: torch.Generator | No
     if not isinstance(size, int) or size < align or size % align or size > min(H, W):
         raise ValueError(f'size must be a multiple of align={align} between {align} and the frame size {min(H, W)}, got {size!r}')
     if not 0 <= jitter <= 1: raise ValueError(f'jitter must be in [0, 1], got {jitter!r}')
-    where = foreground_mask(video).any(dim=2)[:, 0].flatten(1).float()          # (B, H*W): the object in any frame
+    where = foreground_mask(video, bg).any(dim=2)[:, 0].flatten(1).float()          # (B, H*W): the object in any frame
     empty = where.sum(1) == 0
     where[empty, (H // 2) * W + W // 2] = 1.0
     centre = torch.multinomial(where, 1, generator=generator)[:, 0]
@@ -106,16 +107,17 @@ def object_crops(video: torch.Tensor, size: int, generator: torch.Generator | No
     return torch.stack([v[..., y:y + size, x:x + size] for v, y, x in zip(video, oy, ox)])
 
 def object_clips(video: torch.Tensor, size: int, frames: int, generator: torch.Generator | None = None,
-                 align: tuple[int, int] = (4, 4)) -> torch.Tensor:
+                 align: tuple[int, int] = (4, 4), bg: torch.Tensor | None = None) -> torch.Tensor:
     """Clips of `frames` consecutive frames (start a multiple of `align[0]`, the temporal factor) and an
     object-centred square of `size` pixels (`object_crops`, corner a multiple of `align[1]`). `frames=0` or
-    `size=0` keeps that dimension whole."""
+    `size=0` keeps that dimension whole. Cutting clips from the stored uint8 videos, with the dataset's known
+    background colour as `bg`, and converting only the clips to float is what training does: a tenth of the work."""
     T = video.shape[2]
     if frames and frames < T:
         if frames % align[0]: raise ValueError(f'frames must be a multiple of the temporal factor {align[0]}, got {frames}')
         starts = torch.randint(0, (T - frames) // align[0] + 1, (len(video),), generator=generator) * align[0]
         video = torch.stack([v[:, t:t + frames] for v, t in zip(video, starts.tolist())])
-    if size and size < video.shape[-1]: video = object_crops(video, size, generator, align=align[1])
+    if size and size < video.shape[-1]: video = object_crops(video, size, generator, align=align[1], bg=bg)
     return video
 
 # %% ../nbs/08_recipe.ipynb #c016

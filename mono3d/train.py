@@ -390,11 +390,11 @@ class Trainer:
         "The float videos `(B, 3, T, H, W)` of step `step` on process `rank`: a pure function of `(seed, step, rank)`."
         rank = self.proc.rank if rank is None else rank
         s, plan, r = self.stream(rank), self.plan, self.cfg.recipe
-        x = videos_to_float(s.videos(s.ids_at(plan.position(step), plan.batch(step))))
-        if plan.is_clip(step):
+        x = torch.from_numpy(s.videos(s.ids_at(plan.position(step), plan.batch(step)))).movedim(-1, 1)   # uint8 (B, 3, T, H, W)
+        if plan.is_clip(step):      # clips are cut from the uint8 videos around the pixels that differ from the dataset's background
             g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, rank, 0xC409]).generate_state(1)[0]))
-            x = object_clips(x, r.crop_size, r.crop_frames, g, align=self.align)
-        return x.contiguous()
+            x = object_clips(x, r.crop_size, r.crop_frames, g, align=self.align, bg=torch.tensor(self.cfg.data.background, dtype=torch.uint8))
+        return x.float().div_(255).contiguous()
 
     def batches(self, stop: int | None = None):
         "`(step, batch)` from the current step to `stop` (the plan's end), made ahead by `workers` processes."

@@ -208,3 +208,18 @@ def test_object_clips_cut_time_on_the_token_grid(videos):
                 if torch.equal(v[:, t:t + 8, y:y + 24, x:x + 24], c)]
         assert hits, 'clip is not an aligned window of its video'
     assert bool((foreground_mask(clips).sum((1, 2, 3, 4)) > 0).all())
+
+
+def test_clips_cut_from_uint8_with_the_known_background_equal_the_float_clips(videos):
+    "Training cuts clips from the stored uint8 videos with the dataset's background colour: the same clips, bit for bit."
+    from mono3d.data import DatasetConfig
+    u8 = (videos * 255).round().to(torch.uint8)
+    assert torch.equal(u8.float() / 255, videos)                           # the float videos are the stored bytes / 255
+    bg = torch.tensor(DatasetConfig().background, dtype=torch.uint8)
+    assert torch.equal(foreground_mask(u8, bg), foreground_mask(videos))  # integer comparison, same mask as the median's
+    batch = u8.repeat(4, 1, 1, 1, 1)
+    c8 = object_clips(batch, 24, 8, torch.Generator().manual_seed(7), align=(4, 4), bg=bg)
+    cf = object_clips(batch.float() / 255, 24, 8, torch.Generator().manual_seed(7), align=(4, 4))
+    assert c8.dtype == torch.uint8 and c8.shape == (32, 3, 8, 24, 24)
+    assert torch.equal(c8.float() / 255, cf)
+    with pytest.raises(TypeError, match='a uint8 video needs a uint8 bg'): foreground_mask(u8, bg.float() / 255)
