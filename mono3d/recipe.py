@@ -19,7 +19,7 @@ __all__ = ['OptimConfig', 'RecipeConfig', 'TrainingPlan', 'object_crops', 'objec
 @dataclass(frozen=True)
 class OptimConfig(Config):
     "How long and how fast the weights move."
-    epochs: int = param(28, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
+    epochs: int = param(35, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
     steps: int | None = param(None, 'train exactly this many steps instead of epochs (a larger value extends a finished run)',
                               kind='int', optional=True, lo=1, identity=False)
     minutes: float | None = param(None, 'train for about this many minutes instead: the number of steps is sized from the step time measured '

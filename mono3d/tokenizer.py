@@ -31,11 +31,11 @@ def _pow2(name, v):
 class TokenizerConfig(Config):
     "Architecture of a `VideoTokenizer`."
     channels: int = param(16, 'width of the first level of the encoder (and last of the decoder)', lo=1, hi=1024)
-    channel_mults: tuple = param((1, 2, 4), 'width multiplier per level; a downsampling stage between levels', lo=1)
+    channel_mults: tuple = param((1, 2, 2), 'width multiplier per level; a downsampling stage between levels', lo=1)
     res_blocks: int = param(1, 'residual blocks per level (the depth)', lo=0, hi=16)
     stem_patch: int = param(2, 'space-to-depth patch of the stem (1 = none)', lo=1, hi=16)
     spatial_downsample: int = param(4, 'total spatial factor: stem patch x strided stages', lo=1, hi=64)
-    temporal_downsample: int = param(4, 'total temporal factor', lo=1, hi=64)
+    temporal_downsample: int = param(2, 'total temporal factor', lo=1, hi=64)
     quantizer: str = param('fsq', 'finite scalar quantization or lookup-free quantization', choices=QUANTIZERS)
     levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2)
     lfq_bits: int = param(10, 'LFQ: latent channels = bits, codebook = 2**bits', lo=1, hi=20)
