@@ -154,7 +154,7 @@ def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
     generate_dataset(tmp_path / 'd16', 40, frames=16, image_size=32, bar=False)
     with pytest.raises(ValueError, match='16 frames'):
         evaluate_run(run_dir=str(tiny_run), data_dir=str(tmp_path / 'd16'), out_dir=str(tmp_path / 'e'), **TINY_EVAL)
-    with pytest.raises(ValueError, match="context_frames must be a multiple of the tokenizer's temporal factor 4 and less than 8, got 3"):
+    with pytest.raises(ValueError, match="context_frames must be a multiple of the tokenizer's temporal factor 2 and less than 8, got 3"):
         evaluate_run(run_dir=str(tiny_run), out_dir=str(tmp_path / 'e'), **{**TINY_EVAL, 'context_frames': 3})
     assert not (tmp_path / 'e').exists()                                              # refused before touching anything
     with pytest.raises(ValueError, match='test_per_class must be an integer >= 1, got 0'):

@@ -28,19 +28,19 @@ def test_shapes_dtypes_and_code_ranges(videos, quantizer):
     tok = VideoTokenizer(TokenizerConfig(quantizer=quantizer)).eval()
     recon, codes, aux = tok(videos[:2])
     assert recon.shape == videos[:2].shape and recon.dtype == torch.float32
-    assert codes.shape == (2, 4, 16, 16) and codes.dtype == torch.int64
+    assert codes.shape == (2, 8, 16, 16) and codes.dtype == torch.int64
     assert int(codes.min()) >= 0 and int(codes.max()) < tok.codebook_size
     assert aux.ndim == 0 and torch.isfinite(aux)
-    assert tok.tokenize(videos[:2]).shape == (2, 4, 16, 16)
-    assert tok.tokens_per_video() == 1024
-    assert tok.bits_per_video() == pytest.approx(1024 * math.log2(tok.codebook_size))
+    assert tok.tokenize(videos[:2]).shape == (2, 8, 16, 16)
+    assert tok.tokens_per_video() == 2048
+    assert tok.bits_per_video() == pytest.approx(2048 * math.log2(tok.codebook_size))
     assert tok.compression_ratio() == pytest.approx(16 * 64 * 64 * 24 / tok.bits_per_video())
 
 
 def test_default_grid_and_compression_are_documented_values():
     tok = VideoTokenizer()
-    assert tok.codebook_size == 3125 and tok.token_grid(16, 64, 64) == (4, 16, 16)
-    assert round(tok.compression_ratio()) == 132
+    assert tok.codebook_size == 3125 and tok.token_grid(16, 64, 64) == (8, 16, 16)
+    assert round(tok.compression_ratio()) == 66
 
 
 @pytest.mark.parametrize('quantizer', ['fsq', 'lfq'])
@@ -107,7 +107,7 @@ def test_loading_never_executes_code(tmp_path):
     (lambda: torch.rand(0, 3, 16, 64, 64), ValueError, 'video batch is empty: shape (0, 3, 16, 64, 64)'),
     (lambda: torch.rand(1, 3, 16, 64, 64) * 2, ValueError, 'values must lie in [0, 1]'),
     (lambda: -torch.rand(1, 3, 16, 64, 64), ValueError, 'values must lie in [0, 1]'),
-    (lambda: torch.rand(1, 3, 14, 64, 64), ValueError, 'T (frames) = 14 is not divisible by the downsampling factor 4'),
+    (lambda: torch.rand(1, 3, 15, 64, 64), ValueError, 'T (frames) = 15 is not divisible by the downsampling factor 2'),
     (lambda: torch.rand(1, 3, 16, 66, 64), ValueError, 'H (height) = 66 is not divisible by the downsampling factor 4'),
     (lambda: torch.rand(1, 3, 16, 64, 30), ValueError, 'W (width) = 30 is not divisible by the downsampling factor 4'),
     (lambda: np.zeros((1, 3, 16, 64, 64), np.float32), TypeError, 'must be a torch.Tensor, got ndarray'),
@@ -122,9 +122,9 @@ def test_bad_input_raises_the_documented_error(make, exc, message):
 def test_bad_codes_and_configs_raise_clear_errors():
     tok = VideoTokenizer()
     with pytest.raises(ValueError, match=r'codes must lie in \[0, 3125\), got min -1'):
-        tok.detokenize(torch.full((1, 4, 16, 16), -1))
+        tok.detokenize(torch.full((1, 8, 16, 16), -1))
     with pytest.raises(TypeError, match='integer tensor'):
-        tok.detokenize(torch.zeros(1, 4, 16, 16))
+        tok.detokenize(torch.zeros(1, 8, 16, 16))
     with pytest.raises(ValueError, match='spatial_downsample=16'):
         TokenizerConfig(spatial_downsample=16)
     with pytest.raises(ValueError, match="unknown parameter 'depth'"):

@@ -264,7 +264,7 @@ def test_changed_architecture_or_data_is_refused_and_epochs_extend(tmp_path):
     ({'quantizer': 'vq'}, "quantizer must be one of fsq, lfq, got 'vq'"),
     ({'bogus': 1}, "unknown parameter 'bogus'"),
     ({'crop_size': 18}, 'crop_size must be 0 (full frames) or a multiple of the spatial factor 4'),
-    ({'crop_frames': 6}, 'crop_frames must be 0 (all frames) or a multiple of the temporal factor 4'),
+    ({'crop_frames': 5}, 'crop_frames must be 0 (all frames) or a multiple of the temporal factor 2'),
     ({'full_size_fraction': 1.5}, 'full_size_fraction must be a finite number in [0, 1], got 1.5'),
     ({'heartbeat_every': float('inf')}, 'heartbeat_every must be a finite number > 0, got inf'),
     ({'levels': (100000, 100000, 100000)}, 'make a codebook of 1,000,000,000,000,000 codes'),
