@@ -15,8 +15,8 @@ random clips: fp32 against bf16 autocast, channels_last_3d against contiguous, t
 batch sizes; for the clip steps and the full-size steps of the default recipe.
 
 `--eval-only RUN_DIR` measures a run's final weights on its held-out videos and says where the error is: squared
-error in the background, the object's edge band and its interior, and the perplexity of the tokens that touch the
-object against the others.
+error in the background, the object's edge band and its interior. Its held-out line is the one `mono3d train` prints,
+which gives the perplexity of the tokens that touch the object apart from the others'.
 """
 import argparse, json, os, platform, subprocess, sys, time
 from pathlib import Path
@@ -82,7 +82,7 @@ def diagnose(run: Path) -> None:
     "Where the held-out error is, for a run's final weights."
     from mono3d.tokenizer import VideoTokenizer
     from mono3d.data import ShardIndex, videos_to_float
-    from mono3d.loss import foreground_mask, perplexity, MetricSums, format_metrics
+    from mono3d.loss import foreground_mask, MetricSums, format_metrics
     from mono3d.train import split_ids, read_videos, TrainConfig
     rec = json.loads((run / 'run.json').read_text())
     cfg = TrainConfig.from_dict({**rec['config'], 'job': {}})
@@ -90,7 +90,7 @@ def diagnose(run: Path) -> None:
     _, val = split_ids(cfg.data.num_samples, cfg.data.val_samples)
     videos = read_videos(ShardIndex(rec['data_dir']), val)
     parts, area = dict.fromkeys(('background', 'edge band', 'interior'), 0.0), dict.fromkeys(('background', 'edge band', 'interior'), 0)
-    codes_fg, codes_bg, sums = [], [], MetricSums(tok.codebook_size)
+    sums = MetricSums(tok.codebook_size)
     with torch.no_grad():
         for i in range(0, len(videos), 16):
             x = videos_to_float(videos[i:i + 16]); r, c, _ = tok(x); sums.add(r, x, c)
@@ -100,15 +100,10 @@ def diagnose(run: Path) -> None:
             err = (r.clamp(0, 1) - x).square().mean(1, keepdim=True)
             for k, m in (('background', ~grown), ('edge band', grown & ~interior), ('interior', interior)):
                 parts[k] += float(err[m].sum()); area[k] += int(m.sum())
-            touch = F.max_pool3d(fg.float(), tok.factors)[:, 0] > 0
-            codes_fg.append(c[touch]); codes_bg.append(c[~touch])
     print(f'held-out ({len(videos)} videos): {format_metrics(sums.result())}')
     total = sum(parts.values())
     print('error by region (share of squared error, share of pixels): ' + ', '.join(
         f'{k} {100 * v / total:.1f}% of error on {100 * area[k] / sum(area.values()):.1f}% of pixels' for k, v in parts.items()))
-    cf, cb = torch.cat(codes_fg), torch.cat(codes_bg)
-    print(f'tokens touching the object: {100 * len(cf) / (len(cf) + len(cb)):.1f}%, perplexity {perplexity(cf, tok.codebook_size):.1f}; '
-          f'other tokens: perplexity {perplexity(cb, tok.codebook_size):.1f}')
 
 
 def main():

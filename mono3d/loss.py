@@ -13,7 +13,7 @@ from einops import rearrange, reduce
 # %% auto #0
 __all__ = ['FG_THRESHOLD', 'background_colour', 'foreground_mask', 'ReconstructionLoss', 'psnr', 'blank_frame_psnr',
            'foreground_psnr', 'ssim', 'object_centroids', 'centroid_error_px', 'codebook_usage', 'perplexity',
-           'MetricSums', 'reconstruction_metrics', 'format_metrics']
+           'object_tokens', 'MetricSums', 'reconstruction_metrics', 'format_metrics']
 
 # %% ../nbs/07_loss.ipynb #c006
 FG_THRESHOLD = 2 / 255
@@ -137,24 +137,36 @@ def perplexity(codes, codebook_size: int) -> float:
     p = p / p.sum()
     return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
+def object_tokens(target, grid) -> torch.Tensor:
+    "Bool `(B, t, h, w)`: the tokens of grid `(t, h, w)` whose patch of `target` holds a foreground pixel."
+    t, h, w = grid
+    T, H, W = target.shape[2:]
+    if T % t or H % h or W % w: raise ValueError(f'video {T}x{H}x{W} does not divide into a token grid of {t}x{h}x{w}')
+    fg = foreground_mask(_clamp(target)).float()
+    return F.max_pool3d(fg, (T // t, H // h, W // w))[:, 0] > 0
+
 # %% ../nbs/07_loss.ipynb #c017
 class MetricSums:
     """Reconstruction metrics accumulated over batches: per-video values, averaged at the end, and the codes
     for codebook usage and perplexity. Memory holds one batch of videos at a time, never the whole set."""
     KEYS = ('psnr', 'blank_psnr', 'fg_psnr', 'ssim', 'centroid_err_px')
     def __init__(self, codebook_size: int | None = None):
-        self.codebook_size, self.values, self.codes = codebook_size, {k: [] for k in self.KEYS}, []
+        self.codebook_size, self.values, self.codes, self.touch = codebook_size, {k: [] for k in self.KEYS}, [], []
     def add(self, recon, target, codes=None) -> None:
         for k, f in zip(self.KEYS, (psnr, lambda r, t: blank_frame_psnr(t), foreground_psnr, ssim, centroid_error_px)):
             self.values[k].append(f(recon, target).detach().double().cpu())
-        if codes is not None: self.codes.append(codes.detach().cpu())
+        if codes is not None:
+            self.codes.append(codes.detach().cpu()); self.touch.append(object_tokens(target, codes.shape[1:]).cpu())
     def result(self) -> dict:
         out = {k: float(torch.cat(v).mean()) for k, v in self.values.items()}
         out = {'psnr': out['psnr'], 'blank_psnr': out['blank_psnr'], 'psnr_over_blank': out['psnr'] - out['blank_psnr'],
                'fg_psnr': out['fg_psnr'], 'ssim': out['ssim'], 'centroid_err_px': out['centroid_err_px']}
         if self.codes and self.codebook_size:
-            c = torch.cat([x.flatten() for x in self.codes])
-            out.update(codebook_usage=codebook_usage(c, self.codebook_size), perplexity=perplexity(c, self.codebook_size))
+            c, t = torch.cat([x.flatten() for x in self.codes]), torch.cat([x.flatten() for x in self.touch])
+            out.update(codebook_usage=codebook_usage(c, self.codebook_size), perplexity=perplexity(c, self.codebook_size),
+                       object_token_share=float(t.float().mean()),
+                       object_perplexity=perplexity(c[t], self.codebook_size) if t.any() else 0.0,
+                       background_perplexity=perplexity(c[~t], self.codebook_size) if not t.all() else 0.0)
         return out
 
 def reconstruction_metrics(recon, target, codes=None, codebook_size: int | None = None) -> dict:
@@ -167,4 +179,7 @@ def format_metrics(m: dict) -> str:
     s = f"PSNR {m['psnr']:.2f} dB (blank-frame baseline {m['blank_psnr']:.2f} dB, {m['psnr_over_blank']:+.2f}), " \
         f"fg PSNR {m['fg_psnr']:.2f} dB, SSIM {m['ssim']:.4f}, centroid err {m['centroid_err_px']:.3f} px"
     if 'codebook_usage' in m: s += f", codebook usage {100 * m['codebook_usage']:.1f}%, perplexity {m['perplexity']:.1f}"
+    if 'object_perplexity' in m:
+        s += (f" (tokens on the object {100 * m['object_token_share']:.1f}%: perplexity {m['object_perplexity']:.1f}; "
+              f"others {m['background_perplexity']:.1f})")
     return s

@@ -18,7 +18,7 @@ from .checkpoint import atomic_write
 
 # %% auto #0
 __all__ = ['QUANTIZERS', 'MAX_CODEBOOK', 'TokenizerConfig', 'ResBlock3d', 'Downsample3d', 'Upsample3d', 'Encoder3d', 'Decoder3d',
-           'VideoTokenizer']
+           'fsq_entropy_penalty', 'VideoTokenizer']
 
 # %% ../nbs/10_tokenizer.ipynb #c006
 QUANTIZERS = ('fsq', 'lfq')
@@ -39,6 +39,8 @@ class TokenizerConfig(Config):
     quantizer: str = param('fsq', 'finite scalar quantization or lookup-free quantization', choices=QUANTIZERS)
     levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2)
     lfq_bits: int = param(10, 'LFQ: latent channels = bits, codebook = 2**bits', lo=1, hi=20)
+    entropy_weight: float = param(0.0, 'FSQ: weight of the entropy penalty on soft code assignments (sharp per token, '
+                                       'spread over the batch); 0 = off', lo=0)
     norm_groups: int = param(8, 'GroupNorm groups (every level width must be divisible by it)', lo=1)
 
     def check(self):
@@ -54,6 +56,9 @@ class TokenizerConfig(Config):
             raise ConfigError(f'temporal_downsample={self.temporal_downsample} is more than 2**{stages} allowed by channel_mults={self.channel_mults}',
                               'temporal_downsample')
         if self.quantizer == 'fsq' and min(self.levels) < 3: raise ConfigError(f'levels must be integers >= 3 for FSQ, got {self.levels!r}', 'levels')
+        if self.quantizer == 'lfq' and self.entropy_weight:
+            raise ConfigError(f'entropy_weight is for FSQ (LFQ has its own entropy loss, weight 0.1), got {self.entropy_weight!r} with quantizer lfq',
+                              'entropy_weight')
         if self.codebook_size > MAX_CODEBOOK:
             what = f"levels {','.join(map(str, self.levels))}" if self.quantizer == 'fsq' else f'lfq_bits {self.lfq_bits}'
             raise ConfigError(f'{what} make a codebook of {self.codebook_size:,} codes; at most {MAX_CODEBOOK:,} (2**20) are supported',
@@ -162,6 +167,25 @@ class Decoder3d(nn.Module):
         return rearrange(x, 'b (c p1 p2) t h w -> b c t (h p1) (w p2)', p1=self.p, p2=self.p)   # depth-to-space
 
 # %% ../nbs/10_tokenizer.ipynb #c016
+def fsq_entropy_penalty(latent: torch.Tensor, levels, temperature: float = 0.1) -> torch.Tensor:
+    """Mean per-token entropy minus batch entropy of soft per-channel level assignments, summed over channels.
+    `latent (B, len(levels), t, h, w)` before FSQ's bound; lower means certain tokens and a spread batch."""
+    L = torch.as_tensor(list(levels), device=latent.device)
+    if latent.shape[1] != len(L): raise ValueError(f'latent has {latent.shape[1]} channels, expected {len(L)} (one per FSQ level)')
+    z = rearrange(latent.float(), 'b d t h w -> (b t h w) d')
+    half_l = (L - 1) * (1 + 1e-3) / 2                                   # FSQ's bound, as vector-quantize-pytorch computes it
+    offset = torch.where(L % 2 == 0, 0.5, 0.0)
+    bounded = torch.tanh(z + torch.atanh(offset / half_l)) * half_l - offset
+    k = torch.arange(int(L.max()), device=latent.device, dtype=z.dtype)
+    centres = k[None] - (L // 2)[:, None]                               # (channels, max level): the integers FSQ rounds to
+    logits = (-(bounded[:, :, None] - centres[None]) ** 2 / temperature).masked_fill(~(k[None] < L[:, None])[None], -1e9)
+    p, logp = logits.softmax(-1), logits.log_softmax(-1)
+    per_token = -(p * logp).sum(-1).mean(0).sum()
+    mean = p.mean(0)
+    batch = -(mean * mean.clamp_min(1e-12).log()).sum()
+    return per_token - batch
+
+# %% ../nbs/10_tokenizer.ipynb #c020
 class VideoTokenizer(nn.Module):
     "Video → integer tokens → video. Input `(B, 3, T, H, W)` float in [0, 1]."
     def __init__(self, config: TokenizerConfig | None = None):
@@ -217,7 +241,8 @@ class VideoTokenizer(nn.Module):
     def quantize(self, latent: torch.Tensor):
         "`(quantized latent, codes (B, t, h, w) int64, aux_loss)`."
         if self.config.quantizer == 'fsq':
-            zq, codes = self.quantizer(latent); aux = latent.new_zeros(())
+            zq, codes = self.quantizer(latent); w = self.config.entropy_weight
+            aux = w * fsq_entropy_penalty(latent, self.config.levels) if w and self.training else latent.new_zeros(())
         else:
             zq, codes, aux = self.quantizer(latent)
         return zq, codes.long(), aux

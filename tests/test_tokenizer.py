@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
-from mono3d.tokenizer import VideoTokenizer, TokenizerConfig
+from mono3d.tokenizer import VideoTokenizer, TokenizerConfig, fsq_entropy_penalty
 from mono3d.loss import (ReconstructionLoss, psnr, blank_frame_psnr, centroid_error_px, codebook_usage, reconstruction_metrics,
                          foreground_mask)
 from mono3d.recipe import tokenizer_step, warmup_cosine, object_crops, object_clips
@@ -133,6 +133,29 @@ def test_bad_codes_and_configs_raise_clear_errors():
         TokenizerConfig(levels=(100000, 100000, 100000))
     with pytest.raises(ValueError, match='would not fit in this machine'):
         TokenizerConfig(channels=1024, channel_mults=(1, 8, 16), res_blocks=16)
+
+
+def test_fsq_entropy_penalty_is_the_training_aux_loss_and_descending_it_spreads_levels(videos):
+    "entropy_weight turns on FSQ's entropy penalty in training mode only; its gradient spreads a batch over the levels."
+    torch.manual_seed(0)
+    tok = VideoTokenizer(TokenizerConfig(entropy_weight=0.05)).train()
+    x = videos[:2]
+    _, _, aux = tok(x)
+    assert float(aux) != 0 and float(aux) == pytest.approx(0.05 * float(fsq_entropy_penalty(tok.encode(x), (5, 5, 5, 5, 5))), rel=1e-5)
+    assert float(tok.eval()(x)[2]) == 0.0 and float(VideoTokenizer().train()(x)[2]) == 0.0     # eval mode, and off by default
+    # on its own: latents bunched at one level get spread over the levels, each still near one level
+    lat = (0.05 * torch.randn(2, 5, 2, 4, 4)).requires_grad_()
+    before = float(fsq_entropy_penalty(lat.detach(), (5, 5, 5, 5, 5)))
+    opt = torch.optim.SGD([lat], lr=10.0)
+    for _ in range(200): opt.zero_grad(); fsq_entropy_penalty(lat, (5, 5, 5, 5, 5)).backward(); opt.step()
+    levels_used = [len(torch.unique(torch.tanh(lat[:, i].detach()).mul(2.002).round())) for i in range(5)]
+    assert abs(before) < 0.05 and float(fsq_entropy_penalty(lat.detach(), (5, 5, 5, 5, 5))) < -1.5 and min(levels_used) >= 4, levels_used
+    with pytest.raises(ValueError, match='entropy_weight is for FSQ'):
+        TokenizerConfig(quantizer='lfq', entropy_weight=0.1)
+    with pytest.raises(ValueError, match='entropy_weight'):
+        TokenizerConfig(entropy_weight=-1)
+    with pytest.raises(ValueError, match='latent has 4 channels, expected 5'):
+        fsq_entropy_penalty(torch.zeros(1, 4, 1, 1, 1), (5, 5, 5, 5, 5))
 
 
 def test_warmup_schedule_produces_the_intended_learning_rates():

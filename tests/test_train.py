@@ -47,6 +47,10 @@ def test_training_loop_runs_loss_decreases_and_reconstruction_improves(tmp_path)
     val = h['val']
     assert val[-1]['loss'] < val[0]['loss'] and val[-1]['psnr'] > val[0]['psnr'] + 2, [(v['step'], v['psnr']) for v in val]
     for k in ('psnr', 'blank_psnr', 'fg_psnr', 'ssim', 'centroid_err_px', 'codebook_usage', 'perplexity'): assert k in m
+    # the perplexity split: the object's tokens apart from the plain background's, both present in the held-out videos
+    assert 0 < m['object_token_share'] < 1 and m['object_perplexity'] >= 1 and m['background_perplexity'] >= 1
+    assert m['perplexity'] <= m['object_perplexity'] + m['background_perplexity'] + 1    # exp(H) of a two-part mixture is at most the sum
+    assert info['final']['object_perplexity'] == m['object_perplexity']
 
 
 def test_clip_phase_then_full_videos_is_recorded(tmp_path):
