@@ -39,8 +39,8 @@ class TokenizerConfig(Config):
     quantizer: str = param('fsq', 'finite scalar quantization or lookup-free quantization', choices=QUANTIZERS)
     levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2)
     lfq_bits: int = param(10, 'LFQ: latent channels = bits, codebook = 2**bits', lo=1, hi=20)
-    entropy_weight: float = param(0.0, 'FSQ: weight of the entropy penalty on soft code assignments (sharp per token, '
-                                       'spread over the batch); 0 = off', lo=0)
+    entropy_weight: float = param(0.002, 'FSQ: weight of the entropy penalty on soft code assignments (sharp per token, '
+                                         'spread over the batch); 0 = off; LFQ keeps its own entropy loss', lo=0)
     norm_groups: int = param(8, 'GroupNorm groups (every level width must be divisible by it)', lo=1)
 
     def check(self):
@@ -56,9 +56,9 @@ class TokenizerConfig(Config):
             raise ConfigError(f'temporal_downsample={self.temporal_downsample} is more than 2**{stages} allowed by channel_mults={self.channel_mults}',
                               'temporal_downsample')
         if self.quantizer == 'fsq' and min(self.levels) < 3: raise ConfigError(f'levels must be integers >= 3 for FSQ, got {self.levels!r}', 'levels')
-        if self.quantizer == 'lfq' and self.entropy_weight:
-            raise ConfigError(f'entropy_weight is for FSQ (LFQ has its own entropy loss, weight 0.1), got {self.entropy_weight!r} with quantizer lfq',
-                              'entropy_weight')
+        if self.quantizer == 'lfq' and self.entropy_weight not in (0, TokenizerConfig.entropy_weight):
+            raise ConfigError(f'entropy_weight is for FSQ (LFQ has its own entropy loss, weight 0.1), got {self.entropy_weight!r} '
+                              'with quantizer lfq; leave it at its default', 'entropy_weight')
         if self.codebook_size > MAX_CODEBOOK:
             what = f"levels {','.join(map(str, self.levels))}" if self.quantizer == 'fsq' else f'lfq_bits {self.lfq_bits}'
             raise ConfigError(f'{what} make a codebook of {self.codebook_size:,} codes; at most {MAX_CODEBOOK:,} (2**20) are supported',

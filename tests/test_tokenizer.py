@@ -142,7 +142,8 @@ def test_fsq_entropy_penalty_is_the_training_aux_loss_and_descending_it_spreads_
     x = videos[:2]
     _, _, aux = tok(x)
     assert float(aux) != 0 and float(aux) == pytest.approx(0.05 * float(fsq_entropy_penalty(tok.encode(x), (5, 5, 5, 5, 5))), rel=1e-5)
-    assert float(tok.eval()(x)[2]) == 0.0 and float(VideoTokenizer().train()(x)[2]) == 0.0     # eval mode, and off by default
+    assert float(tok.eval()(x)[2]) == 0.0 and float(VideoTokenizer(TokenizerConfig(entropy_weight=0)).train()(x)[2]) == 0.0   # eval mode; 0 = off
+    assert TokenizerConfig().entropy_weight == 0.002 and TokenizerConfig(quantizer='lfq').entropy_weight == 0.002   # LFQ keeps its own loss
     # on its own: latents bunched at one level get spread over the levels, each still near one level
     lat = (0.05 * torch.randn(2, 5, 2, 4, 4)).requires_grad_()
     before = float(fsq_entropy_penalty(lat.detach(), (5, 5, 5, 5, 5)))
