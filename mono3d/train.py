@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_train.ipynb #c003
 from __future__ import annotations
-import argparse, hashlib, io, json, math, os, random, resource, shlex, shutil, subprocess, sys, time
+import argparse, gc, hashlib, io, json, math, os, random, resource, shlex, shutil, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -610,7 +610,10 @@ def fit(config: TrainConfig | dict | None = None, restart: bool = False, quiet: 
             final = t.finish(started)
         finally: rep.close()
     # after an error or a stop the peers may be gone: leaving the group (a collective) could wait for them
-    # forever, so only a normal end leaves it; otherwise the process exit tears the connections down
+    # forever, so only a normal end leaves it; otherwise the process exit tears the connections down.
+    # The DDP wrapper's reducer holds the process group: free it first, while every rank is still here; freed
+    # at exit instead, after rank 0 had gone, it once left a rank waiting forever in the group's destructor.
+    t.step_model = None; del t; gc.collect()
     proc.close()
     return final
 
