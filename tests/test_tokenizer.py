@@ -7,7 +7,7 @@ import torch
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
 from mono3d.tokenizer import VideoTokenizer, TokenizerConfig, fsq_entropy_penalty
 from mono3d.loss import (ReconstructionLoss, psnr, blank_frame_psnr, centroid_error_px, codebook_usage, reconstruction_metrics,
-                         foreground_mask)
+                         foreground_mask, foreground_psnr, background_colour)
 from mono3d.recipe import tokenizer_step, warmup_cosine, object_crops, object_clips
 
 torch.set_num_threads(2)
@@ -188,7 +188,12 @@ def test_overfit_a_few_tiny_videos_uses_many_codes_and_beats_the_blank_baseline(
     assert last < 0.2 * first
     assert torch.unique(codes).numel() > 20
     assert m['psnr_over_blank'] > 6, m                 # measured: +7.9 dB after 500 steps (blank collapse gives +0.0)
-    assert m['fg_psnr'] > m['blank_psnr'] + 6, m       # the object itself is drawn, not just the background
+    # the object itself is drawn, not just the background: its pixels are far better than a blank frame's on them
+    # (measured on an Intel Xeon with AVX-512: fg PSNR 29.6 dB against 8.8 dB for a blank frame on the same pixels; the
+    # earlier bound, the whole frame's blank PSNR + 6 dB = 29.8 dB, compared two different regions and failed there)
+    blank = background_colour(x)[:, :, None, None, None].expand_as(x)
+    blank_fg = float(foreground_psnr(blank, x).mean())
+    assert m['fg_psnr'] > blank_fg + 10, (m, blank_fg)
 
 
 def test_object_crops_hold_the_object_lie_on_the_token_grid_and_repeat(videos):
