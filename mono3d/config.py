@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['KINDS', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'load_config_file',
+__all__ = ['KINDS', 'SEED_MAX', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'load_config_file',
            'config_from_args', 'config_from_params']
 
 # %% ../nbs/00_config.ipynb #c007
@@ -20,14 +20,18 @@ class ConfigError(ValueError):
 
 # %% ../nbs/00_config.ipynb #c009
 KINDS = ('int', 'float', 'bool', 'str', 'ints', 'path', 'config')
+SEED_MAX = 2 ** 63 - 1      # what torch.manual_seed and numpy's SeedSequence both take, with room for seed + k
 
-def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=None, choices=None, optional: bool = False,
+def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=None, limit=None, choices=None, optional: bool = False,
           identity: bool = True, flag: str | None = None, cli: bool = True):
     """A dataclass field with its documentation and range.
     `kind` is inferred from the default (int, float, bool, str, a tuple of ints, a nested `Config`); `'path'` is
     an optional string. `lo`/`hi` bound numbers (inclusive), `gt` is a strict lower bound, `choices` lists the
-    allowed strings, `optional` also allows None. `identity=False` marks a field that may change when a job is
-    resumed (a progress interval, a device); `flag` overrides the flat name."""
+    allowed strings, `optional` also allows None. Every number has an upper bound: `hi` when it is part of the
+    setting's meaning (a fraction's 1), else `limit`, the largest value this machine can honour (a heartbeat every
+    1e10 s, a seed past 64 bits, a billion shards are refused before anything runs; the message names the limit only
+    when it is passed). `identity=False` marks a field that may change when a job is resumed (a progress interval,
+    a device); `flag` overrides the flat name."""
     if kind is None:
         if isinstance(default, Config): kind = 'config'
         elif isinstance(default, bool): kind = 'bool'
@@ -37,7 +41,9 @@ def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=No
         elif isinstance(default, tuple): kind = 'ints'
         else: raise TypeError(f'cannot infer the kind of a field whose default is {default!r}; pass kind=')
     if kind not in KINDS: raise TypeError(f'kind must be one of {KINDS}, got {kind!r}')
-    meta = dict(doc=doc, kind=kind, lo=lo, hi=hi, gt=gt, choices=tuple(choices) if choices else None,
+    if kind in ('int', 'float', 'ints') and hi is None and limit is None:
+        raise TypeError(f'a numeric setting needs hi= or limit=, the largest value this machine can honour (default {default!r})')
+    meta = dict(doc=doc, kind=kind, lo=lo, hi=hi, gt=gt, limit=limit, choices=tuple(choices) if choices else None,
                 optional=optional or kind == 'path', identity=identity, flag=flag, cli=cli,
                 cls=type(default) if kind == 'config' else None)
     if kind == 'config':
@@ -49,6 +55,7 @@ def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=No
 def _bounds(m) -> str:
     lo, hi, gt = m['lo'], m['hi'], m['gt']
     if lo is not None and hi is not None: return f' in [{lo}, {hi}]'
+    if gt is not None and hi is not None: return f' in ({gt}, {hi}]'
     return (f' > {gt}' if gt is not None else '') + (f' >= {lo}' if lo is not None else '') + (f' <= {hi}' if hi is not None else '')
 
 def check_value(name: str, value, meta: dict):
@@ -79,11 +86,15 @@ def check_value(name: str, value, meta: dict):
                 any(isinstance(x, bool) or not isinstance(x, numbers.Integral) for x in value):
             bad('a non-empty list of integers')
         v = tuple(int(x) for x in value)
-        if m['lo'] is not None and min(v) < m['lo']: bad(f'integers >= {m["lo"]}')
+        if (m['lo'] is not None and min(v) < m['lo']) or (m['hi'] is not None and max(v) > m['hi']):
+            bad('integers' + _bounds({**m, 'gt': None}))
+        if m.get('limit') is not None and max(v) > m['limit']: bad(f'integers <= {m["limit"]} (the most this machine can honour)')
         return v
     else: raise TypeError(f'check_value cannot check a field of kind {kind!r}')
+    what = 'an integer' if kind == 'int' else 'a finite number'
     if (m['lo'] is not None and v < m['lo']) or (m['hi'] is not None and v > m['hi']) or (m['gt'] is not None and v <= m['gt']):
-        bad(('an integer' if kind == 'int' else 'a finite number') + _bounds(m))
+        bad(what + _bounds(m))
+    if m.get('limit') is not None and v > m['limit']: bad(f'{what} <= {m["limit"]} (the most this machine can honour)')
     return v
 
 # %% ../nbs/00_config.ipynb #c015
@@ -114,15 +125,12 @@ class Config:
                 if f.metadata.get('kind') == 'config': walk(f.metadata['cls'], path + (f.name,))
                 else: leaves.append((path + (f.name,), f))
         walk(cls, ())
-        counts = {}
-        for p, _ in leaves: counts[p[-1]] = counts.get(p[-1], 0) + 1
-        out = []
-        for p, f in leaves:
-            name = f.metadata.get('flag') or (p[-1] if len(p) == 1 or counts[p[-1]] == 1 else f'{p[0]}_{p[-1]}')
-            out.append((name, p, f))
+        renames = getattr(cls, 'FLAGS', {})
+        out = [(renames.get('.'.join(p)) or f.metadata.get('flag') or p[-1], p, f) for p, f in leaves]
         names = [n for n, _, _ in out]
         dup = {n for n in names if names.count(n) > 1}
-        if dup: raise TypeError(f'{cls.__name__} has clashing flat names {sorted(dup)}; give one of them flag=')
+        if dup: raise TypeError(f'{cls.__name__} has clashing flat names {sorted(dup)}: name one of each in its FLAGS, '
+                                "e.g. FLAGS = {'data.seed': 'data_seed'}")
         cls._flat_cache = out
         return out
 
@@ -158,6 +166,12 @@ class Config:
 
     # --- building -------------------------------------------------------------------------------------------
     @classmethod
+    def coerce(cls, config=None, **overrides) -> 'Config':
+        "`config` (an instance, a dict of flat or nested names, or None for the defaults) with `overrides` on top."
+        base = config.flat_dict() if isinstance(config, cls) else dict(config or {})
+        return cls.from_dict({**base, **overrides})
+
+    @classmethod
     def from_dict(cls, d: dict | None = None, **kw) -> 'Config':
         """Build from plain values: nested dicts (`{'optim': {'lr': 1e-3}}`), flat names (`{'lr': 1e-3}`), or both.
         An unknown name is an error that lists the known ones."""
@@ -174,8 +188,8 @@ class Config:
         kw = {}
         for f in fields(cls):
             if f.metadata.get('kind') == 'config':
-                sub = f.metadata['cls']
-                try: kw[f.name] = sub._build(nested.get(f.name, {}))
+                sub = f.metadata['cls']            # a field's own default (`param(OptimConfig(lr=1e-3))`) under what is given
+                try: kw[f.name] = sub._build(_merge(_changed(f.default_factory().to_dict(), sub().to_dict()), nested.get(f.name, {})))
                 except ConfigError as e: raise _renamed(e, cls, f.name) from None
             elif f.name in nested: kw[f.name] = nested[f.name]
         return cls(**kw)
@@ -191,6 +205,19 @@ class Config:
         return '\n'.join(rows)
 
 def _plain(v): return list(v) if isinstance(v, tuple) else v
+
+def _changed(d: dict, base: dict) -> dict:
+    "What `d` sets differently from `base` (nested), e.g. a field's default instance against its class's defaults."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            if (c := _changed(v, base[k])): out[k] = c
+        elif v != base.get(k): out[k] = v
+    return out
+
+def _merge(base: dict, over: dict) -> dict:
+    "`base` with `over` on top, nested dicts merged."
+    return {**base, **{k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in over.items()}}
 def _show(v): return ','.join(map(str, v)) if isinstance(v, list) else str(v)
 
 def _nested_items(cls, d: dict):

@@ -4,25 +4,26 @@
 
 # %% ../nbs/06_data.ipynb #c003
 from __future__ import annotations
-import argparse, hashlib, io, json, math, multiprocessing as mp, os, signal, sys, time, zipfile
+import functools, hashlib, io, itertools, json, math, os, sys, time, zipfile
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor, FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .config import Config, ConfigError, param, config_from_args
-from .checkpoint import ManifestStore, remove_stale_temporaries, log
+from .config import SEED_MAX, Config, ConfigError, param
+from .store import ManifestStore, remove_stale_temporaries, log
 from .progress import COMPLETE, say
-from .job import Job, JobConfig, GracefulStop, Processes, die_with_parent, job_parser, job_command
+from .job import Job, JobConfig, JobSpec, GracefulStop, ProcessMap, Processes, identity_diff, job_main
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',
-           'SHAPE_EXTENT', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'DatasetConfig', 'sample_uniforms',
-           'sample_labels', 'trajectories', 'object_radii', 'cameras_for', 'hsv_to_rgb', 'object_colours',
-           'render_frames', 'sample_metadata', 'render_videos', 'write_shard', 'GenerateConfig', 'generate_dataset',
-           'videos_to_float', 'read_dataset_config', 'ShardIndex', 'VideoDataset', 'load_dataset',
-           'build_generate_parser', 'main']
+           'SHAPE_EXTENT', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'GENERATE', 'build_generate_parser', 'main',
+           'DatasetConfig', 'sample_uniforms', 'sample_labels', 'trajectories', 'object_radii', 'cameras_for',
+           'hsv_to_rgb', 'object_colours', 'render_frames', 'sample_metadata', 'render_videos', 'write_shard',
+           'GenerateConfig', 'gaps', 'shards_of', 'shard_count', 'generate_dataset', 'videos_to_float',
+           'read_dataset_config', 'ShardIndex', 'videos_by_shard', 'check_dataset_settings', 'check_dataset',
+           'ensure_dataset', 'VideoDataset', 'load_dataset']
 
 # %% ../nbs/06_data.ipynb #c006
 CLASSES = ('linear', 'circular', 'helical', 'parabolic')
@@ -35,18 +36,14 @@ class DatasetConfig(Config):
     frames: int = param(16, 'frames per video (T)', lo=2, hi=1024)
     image_size: int = param(64, 'height = width of a frame in pixels (objects need at least 16)', lo=16, hi=1024)
     cameras: int = param(1, 'views of each scene, on a ring around it', lo=1, hi=64)
-    seed: int = param(0, 'dataset seed: sample i is a pure function of (seed, i)', lo=0)
+    seed: int = param(0, 'dataset seed: sample i is a pure function of (seed, i)', lo=0, limit=SEED_MAX)
     noise: float = param(0.0, 'std of Gaussian jitter added to the 3D positions, scene units', lo=0.0, hi=0.2)
     rotate: bool = param(False, 'apply a random 3D rotation to each trajectory')
-    background: tuple = param((24, 24, 32), 'RGB of the plain background, 3 integers in [0, 255]', lo=0)
+    background: tuple = param((24, 24, 32), 'RGB of the plain background, 3 integers in [0, 255]', lo=0, hi=255)
 
     def check(self):
         if len(self.background) != 3 or max(self.background) > 255:
             raise ConfigError(f'background must be 3 integers in [0, 255], got {self.background!r}', 'background')
-
-    def record(self) -> dict:
-        "What `dataset.json` stores as the dataset's identity."
-        return {**self.to_dict(), 'generator_version': GENERATOR_VERSION}
 
 # %% ../nbs/06_data.ipynb #c009
 N_UNIFORMS = 24
@@ -294,33 +291,32 @@ DATASET_JSON = 'dataset.json'
 class GenerateConfig(Config):
     "A dataset generation job."
     out_dir: str = param('data', 'dataset directory (created if missing; running again resumes or extends it)', identity=False)
-    num_samples: int = param(50_000, 'videos in the dataset (a larger value extends an existing dataset)', lo=1, identity=False)
-    checkpoint_interval: int = param(1000, 'samples per shard: the unit of work that is committed at once', lo=1, identity=False)
+    num_samples: int = param(50_000, 'videos in the dataset (a larger value extends an existing dataset)', lo=1, limit=10 ** 9, identity=False)
+    checkpoint_interval: int = param(1000, 'samples per shard: the unit of work that is committed at once', lo=1, limit=100_000, identity=False)
     workers: int | None = param(None, 'worker processes per rank (default: 2 when more than 2 shards are to be made, else 1)',
                                 kind='int', optional=True, lo=1, hi=256, identity=False)
     data: DatasetConfig = param(DatasetConfig(), 'what the samples look like')
     job: JobConfig = param(JobConfig(), 'how the job reports', identity=False)
 
-def _plan(done_ranges, num_samples, interval):
-    "Shards `(start, count)` that fill the gaps of `[0, num_samples)` not covered by `done_ranges`."
-    todo, pos = [], 0
+GENERATE = JobSpec('generate', DATASET_JSON, 'out_dir', guard=(f'{SHARD_PREFIX}*',))
+
+# %% ../nbs/06_data.ipynb #c028
+def gaps(done_ranges, num_samples: int) -> list[tuple[int, int]]:
+    "The ranges `[a, b)` of `[0, num_samples)` that `done_ranges` do not cover."
+    out, pos = [], 0
     for a, b in sorted(done_ranges) + [(num_samples, num_samples)]:
-        while pos < min(a, num_samples):
-            n = min(interval, a - pos, num_samples - pos); todo.append((pos, n)); pos += n
+        if pos < min(a, num_samples): out.append((pos, min(a, num_samples)))
         pos = max(pos, b)
-    return todo
+    return out
 
-def _shard_job(directory, config_dict, start, count):
-    "Render and atomically write one shard (runs in a worker process); returns its file record."
-    store = ManifestStore(directory, SHARD_PREFIX, kind='shard')
-    return store.write(start, '.npz', lambda f: write_shard(f, DatasetConfig.from_dict(config_dict), range(start, start + count)))
+def shards_of(holes, interval: int):
+    "`(start, count)` of every shard that fills `holes`, lazily."
+    for a, b in holes:
+        for start in range(a, b, interval): yield start, min(interval, b - start)
 
-def _worker_init():
-    # the parent decides when to stop; Ctrl-C in a terminal reaches the whole process group
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()          # a worker never outlives a killed parent (its half-written shard is a temporary file)
-    torch.set_num_threads(1)
+def shard_count(holes, interval: int) -> int: return sum(-(-(b - a) // interval) for a, b in holes)
 
+# %% ../nbs/06_data.ipynb #c030
 def _survey(store: ManifestStore) -> list[tuple[int, int]]:
     "Validate every committed shard (a corrupt one is discarded with a warning); the sample ranges they hold."
     done = []
@@ -330,6 +326,18 @@ def _survey(store: ManifestStore) -> list[tuple[int, int]]:
         else: done.append((m['index'], m['index'] + m['meta']['count']))
     return done
 
+def _tidy(store: ManifestStore) -> None:
+    "Dead writers' leftovers go; shards whose manifest was lost are moved aside (never deleted) and made again."
+    for p in store.cleanup(): log.warning('removed uncommitted file %s left by an interrupted run', p.name)
+    store.set_aside(store.orphans(), 'shards without a manifest: never committed, or their manifest was deleted; '
+                    'they will be generated again')
+
+def _shard_file(d, data: DatasetConfig, task) -> dict:
+    "Render and atomically write one shard (in a worker process); returns its file record."
+    start, count = task
+    return ManifestStore(d, SHARD_PREFIX, kind='shard').write(start, '.npz', lambda f: write_shard(f, data, range(start, start + count)))
+
+# %% ../nbs/06_data.ipynb #c032
 def generate_dataset(out_dir=None, num_samples: int | None = None, config: GenerateConfig | dict | None = None,
                      processes: Processes | None = None, **params) -> dict:
     """Generate (or resume, or extend) a dataset of `num_samples` videos in `out_dir` as shards of
@@ -337,92 +345,97 @@ def generate_dataset(out_dir=None, num_samples: int | None = None, config: Gener
     `seed=3`, `publish_to=...`). `processes` shares the shards among the ranks of a launcher (default: the
     ranks the environment describes; `Processes({})` for this process alone). Returns the final
     `progress.json` state (rank 0; other ranks: their share)."""
-    given = {**(config.flat_dict() if isinstance(config, GenerateConfig) else config or {}), **params}
-    if out_dir is not None: given['out_dir'] = os.fspath(out_dir)
-    if num_samples is not None: given['num_samples'] = num_samples
-    cfg = GenerateConfig.from_dict(given)
+    if out_dir is not None: params['out_dir'] = os.fspath(out_dir)
+    if num_samples is not None: params['num_samples'] = num_samples
+    cfg = GenerateConfig.coerce(config, **params)
     proc = processes if processes is not None else Processes()
     d = Path(cfg.out_dir)
-    identity = {**cfg.identity(), 'generator_version': GENERATOR_VERSION}
-    with Job('generate', d, cfg.job, main=proc.main, guard=(f'{SHARD_PREFIX}*',)) as job:
-        store = ManifestStore(d, SHARD_PREFIX, kind='shard')
-        plan = None
-        if proc.main:
-            job.open(identity)
-            job.write_record(identity, config=cfg.data.to_dict(), generator_version=GENERATOR_VERSION)
-            for p in store.cleanup(): log.warning('removed uncommitted file %s left by an interrupted run', p.name)
-            done = _survey(store)
-            plan = {'covered': sum(b - a for a, b in done), 'todo': _plan(done, cfg.num_samples, cfg.checkpoint_interval)}
+    with Job(GENERATE, d, cfg.job, main=proc.main) as job:
+        plan = _open_and_plan(job, cfg) if proc.main else None
         if proc.distributed:
             proc.start('cpu', timeout_s=7 * 86400)       # a rank's share can take long: the others wait at the end
             plan = proc.broadcast(plan)
-        covered, todo = plan['covered'], plan['todo']
-        total = max(cfg.num_samples, covered)
-        mine = todo[proc.rank::proc.world]
-        prog = job.start_progress(total, 'samples', done=covered)
-        if not todo:
-            prog.message = f'nothing to do: {covered} samples already generated'
-            job.say(f'[generate] {d}: {covered} samples already generated; COMPLETE')
+        mine = _my_share(plan, cfg.checkpoint_interval, proc)
+        prog = job.start_progress(max(cfg.num_samples, plan['covered']), 'samples', done=plan['covered'])
+        if not plan['gaps']:
+            job.say(f"[generate] {d}: {plan['covered']} samples already generated; COMPLETE")
             if proc.distributed: proc.close()
-            return prog.finish(COMPLETE, prog.message) if proc.main else {}
-        n_workers = cfg.workers or (min(2, os.cpu_count() or 1) if len(mine) > 2 else 1)
-        n_workers = max(1, min(n_workers, len(mine))) if mine else 1
-        job.say(f'[generate] {d}: {covered}/{total} samples present, {len(todo)} shards to make'
-                + (f' by {proc.world} ranks ({len(mine)} here)' if proc.distributed else '')
-                + f' with {n_workers} worker{"s" * (n_workers > 1)}')
-        planned = {s: c for s, c in todo}
-        def count_committed() -> int:          # every rank's shards, seen through the shared directory
-            return covered + sum(planned.get(i, 0) for i in store.indices())
-        def committed(start, count, rec):
-            store.commit(start, {'.npz': rec}, meta={'count': count, 'first': start, 'last': start + count - 1})
-            prog.update(count_committed(), last_checkpoint=store.name(start) + '.npz')
-            job.say(f'[generate] committed {store.name(start)}.npz ({count} samples) {prog.done}/{total}')
-        _make_shards(d, store, cfg.data, mine, n_workers, job.stop, committed)
-        if proc.distributed:                   # rank 0 reports the others' shards as they land, then all meet
-            while proc.main and count_committed() < covered + sum(planned.values()):
-                job.stop.check(); prog.update(count_committed()); time.sleep(0.5)
-            if proc.main: prog.update(count_committed())     # the last shard may have landed between two looks
-            proc.close()
-    return job.progress.state() if proc.main else {'rank': proc.rank, 'shards': len(mine)}
+            return prog.finish(COMPLETE, f"nothing to do: {plan['covered']} samples already generated") if proc.main else {}
+        _make_shards(job, cfg, plan, mine, proc)
+        if proc.distributed: _wait_for_the_others(job, cfg, plan, proc)
+    return job.progress.state() if proc.main else {'rank': proc.rank, 'shards': mine[1]}
 
-def _make_shards(d, store, data: DatasetConfig, todo, n_workers, stop, committed) -> None:
-    "Make the shards `todo` in this process or in `n_workers` worker processes; a stop abandons the ones in flight."
+def _open_and_plan(job: Job, cfg: GenerateConfig) -> dict:
+    "Rank 0: lock and check the directory, write the record, tidy and survey the shards; the plan."
+    identity = {**cfg.identity(), 'generator_version': GENERATOR_VERSION}
+    job.open(identity)
+    job.begin(config=cfg.data.to_dict(), generator_version=GENERATOR_VERSION)
+    store = ManifestStore(job.dir, SHARD_PREFIX, kind='shard')
+    _tidy(store)
+    done = _survey(store)
+    return {'covered': sum(b - a for a, b in done), 'gaps': gaps(done, cfg.num_samples)}
+
+def _my_share(plan: dict, interval: int, proc: Processes):
+    "`(this rank's shards, lazily; how many)`."
+    n = shard_count(plan['gaps'], interval)
+    mine = lambda: itertools.islice(shards_of(plan['gaps'], interval), proc.rank, None, proc.world)
+    return mine, len(range(proc.rank, n, proc.world))
+
+# %% ../nbs/06_data.ipynb #c033
+def _make_shards(job: Job, cfg: GenerateConfig, plan: dict, mine, proc: Processes) -> None:
+    "Make this rank's shards in this process or in worker processes, committing each as it lands."
+    tasks, n_mine = mine
+    store, d, covered = ManifestStore(job.dir, SHARD_PREFIX, kind='shard'), job.dir, plan['covered']
+    n_workers = max(1, min(cfg.workers or (min(2, os.cpu_count() or 1) if n_mine > 2 else 1), n_mine))
+    total = max(cfg.num_samples, covered)
+    job.say(f"[generate] {d}: {covered}/{total} samples present, {shard_count(plan['gaps'], cfg.checkpoint_interval)} shards to make"
+            + (f' by {proc.world} ranks ({n_mine} here)' if proc.distributed else '') + f' with {n_workers} worker{"s" * (n_workers > 1)}')
+    made = 0
+    def commit(task, rec):
+        nonlocal made
+        start, count = task
+        store.commit(start, {'.npz': rec}, meta={'count': count, 'first': start, 'last': start + count - 1})
+        made += count
+        done = covered + made if not proc.distributed else _count_committed(store, plan, cfg.checkpoint_interval)
+        job.progress.update(done, last_checkpoint=store.name(start) + '.npz')
+        job.say(f'[generate] committed {store.name(start)}.npz ({count} samples) {job.progress.done}/{total}')
     if n_workers == 1:
-        for start, count in todo:
-            stop.check()
-            rec = store.write(start, '.npz', lambda f: write_shard(f, data, range(start, start + count), stop))
-            committed(start, count, rec)
+        for task in tasks():
+            job.tick()
+            commit(task, store.write(task[0], '.npz', lambda f: write_shard(f, cfg.data, range(task[0], task[0] + task[1]), job.stop)))
         return
-    ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-    ex = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init)
-    pending, queue = {}, list(todo)
+    work = ProcessMap(functools.partial(_shard_file, d, cfg.data), tasks, workers=n_workers, stop=job.stop, timeout=3600,
+                      init=lambda: torch.set_num_threads(1), what='shard worker')
     try:
-        while queue or pending:
-            while queue and len(pending) < 2 * n_workers and not stop.requested:
-                s, c = queue.pop(0); pending[ex.submit(_shard_job, str(d), data.to_dict(), s, c)] = (s, c)
-            if stop.requested: break
-            fin, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for fu in fin: committed(*pending.pop(fu), fu.result())
+        for task, rec in work: commit(task, rec)
     finally:
-        if stop.requested or pending:          # stopping (or failing): do not wait for the shards in flight
-            pids = set(getattr(ex, '_processes', {}) or {})
-            for p in list((getattr(ex, '_processes', {}) or {}).values()): p.kill()
-            ex.shutdown(wait=False, cancel_futures=True)
-            for p in list((getattr(ex, '_processes', {}) or {}).values()): p.join(5)
-            remove_stale_temporaries(d, pids=pids)
-        else: ex.shutdown(wait=True)
-    stop.check()
+        work.close()
+        remove_stale_temporaries(d, pids=set(work.pids))     # the shards a stop abandoned
 
-# %% ../nbs/06_data.ipynb #c032
+# %% ../nbs/06_data.ipynb #c034
+def _count_committed(store: ManifestStore, plan: dict, interval: int) -> int:
+    "Samples committed so far by every rank: those present at the start plus the planned shards that have a manifest."
+    n = plan['covered']
+    for i in store.indices():
+        for a, b in plan['gaps']:
+            if a <= i < b and (i - a) % interval == 0: n += min(interval, b - i)
+    return n
+
+def _wait_for_the_others(job: Job, cfg: GenerateConfig, plan: dict, proc: Processes) -> None:
+    "Rank 0 reports the other ranks' shards as they land; then every rank meets and leaves the group."
+    store, want = ManifestStore(job.dir, SHARD_PREFIX, kind='shard'), plan['covered'] + sum(b - a for a, b in plan['gaps'])
+    while proc.main and (n := _count_committed(store, plan, cfg.checkpoint_interval)) < want:
+        job.stop.check(); job.progress.update(n); time.sleep(0.5)
+    if proc.main: job.progress.update(_count_committed(store, plan, cfg.checkpoint_interval))
+    proc.close()
+
+# %% ../nbs/06_data.ipynb #c040
 def videos_to_float(videos) -> torch.Tensor:
     "uint8 videos `(..., T, H, W, 3)` → float tensor `(..., 3, T, H, W)` in [0, 1] (the tokenizer's layout)."
     v = torch.as_tensor(videos)
     if v.dtype != torch.uint8: raise TypeError(f'videos must be uint8, got {v.dtype}')
     if v.ndim < 4 or v.shape[-1] != 3: raise ValueError(f'videos must have shape (..., T, H, W, 3), got {tuple(v.shape)}')
     return v.movedim(-1, -4).float().div_(255)
-
-_SMALL = ('labels', 'sample_ids', 'trajectory_3d', 'centers_2d', 'radii_px', 'projections', 'shapes', 'colours',
-          'object_radius', 'equations', 'descriptions')
 
 def read_dataset_config(directory) -> DatasetConfig:
     """The `DatasetConfig` recorded in `directory/dataset.json`; a clear `ConfigError` naming the file when it is
@@ -432,7 +445,7 @@ def read_dataset_config(directory) -> DatasetConfig:
     if not d.is_dir(): raise ConfigError(f'{str(d)!r} is not a directory (expected a mono3d dataset)', 'data_dir')
     if not p.is_file(): raise ConfigError(f'{d} is not a mono3d dataset: it has no {DATASET_JSON}', 'data_dir')
     try: rec = json.loads(p.read_text())
-    except (OSError, ValueError) as e: raise ConfigError(f'{p} cannot be read as JSON ({e}); the dataset cannot be used', 'data_dir') from None
+    except (OSError, ValueError, RecursionError) as e: raise ConfigError(f'{p} cannot be read as JSON ({e}); the dataset cannot be used', 'data_dir') from None
     if not isinstance(rec, dict) or not isinstance(rec.get('config'), dict):
         raise ConfigError(f'{p} is not a dataset record of this version of mono3d; generate the dataset again in a new directory', 'data_dir')
     if rec.get('generator_version') != GENERATOR_VERSION:
@@ -440,10 +453,10 @@ def read_dataset_config(directory) -> DatasetConfig:
                           '(classes balanced in blocks of 4): generate the dataset again in a new directory', 'data_dir')
     return DatasetConfig.from_dict(rec['config'])
 
+# %% ../nbs/06_data.ipynb #c043
 class ShardIndex:
     """Where the samples of a dataset lie: `shards` is a list of `(first sample, count, path)` covering samples
-    `0..N-1` without a gap, read from the committed manifests only (memory does not grow with the videos).
-    `verify` checks every shard's sha256 now; `sha256[k]` lets a reader check shard `k` when it loads it."""
+    `0..N-1` without a gap. `verify` checks every shard's sha256 now; `sha256[k]` lets a reader check shard `k`."""
     def __init__(self, directory, verify: bool = False):
         self.dir = Path(directory)
         store = ManifestStore(self.dir, SHARD_PREFIX, kind='shard')
@@ -457,34 +470,85 @@ class ShardIndex:
                                             f'run `mono3d generate {self.dir} ...` again to regenerate it', 'data_dir')
             shards.append((m['index'], m['meta']['count'], store.path(i, '.npz')))
             sha.append(m['files'][store.name(i) + '.npz']['sha256'])
-        committed = {s for s, _, _ in shards}
-        for p in sorted(self.dir.glob(f'{SHARD_PREFIX}*.npz')):
-            idx = p.stem[len(SHARD_PREFIX):]
-            if idx.isdigit() and int(idx) not in committed:
-                log.warning('%s in %s has no manifest: it was never committed, or its manifest was deleted; its samples are '
-                            'not part of the dataset (run `mono3d generate` on it again to make them)', p.name, self.dir)
+        for p in store.orphans():
+            log.warning('%s in %s has no manifest: it was never committed, or its manifest was deleted; its samples are '
+                        'not part of the dataset (run `mono3d generate` on it again to make them)', p.name, self.dir)
         if not shards: raise ConfigError(f'{self.dir} holds no committed shards yet', 'data_dir')
-        pos = 0
-        for start, count, _ in shards:
-            if start != pos: raise ConfigError(f'{self.dir} is incomplete: samples {pos}..{start - 1} are missing; '
-                                               f'run `mono3d generate` on it again to fill the gap', 'data_dir')
-            pos = start + count
-        self.shards, self.sha256, self.num_samples = shards, sha, pos
+        self.shards, self.sha256, self.num_samples = shards, sha, _contiguous(self.dir, shards)
         self.starts = np.array([s for s, _, _ in shards])
 
-    def shard_of(self, i) -> np.ndarray | int:
-        "The position in `shards` of the shard holding sample `i` (or of each sample of an array)."
-        k = np.searchsorted(self.starts, i, side='right') - 1
-        return int(k) if np.ndim(k) == 0 else k
+def _contiguous(d: Path, shards) -> int:
+    "The number of samples the shards cover from 0, or a `ConfigError` naming the first gap."
+    pos = 0
+    for start, count, _ in shards:
+        if start != pos: raise ConfigError(f'{d} is incomplete: samples {pos}..{start - 1} are missing; '
+                                           f'run `mono3d generate` on it again to fill the gap', 'data_dir')
+        pos = start + count
+    return pos
 
-    def load_videos(self, k: int, verify: bool = True) -> np.ndarray:
-        "All videos of shard `k` (its sha256 checked against the manifest as it is read)."
-        data = Path(self.shards[k][2]).read_bytes()
-        if verify and hashlib.sha256(data).hexdigest() != self.sha256[k]:
-            raise ConfigError(f'shard {Path(self.shards[k][2]).name} in {self.dir} fails its sha256 check (it changed after it was '
-                              f'committed); run `mono3d generate {self.dir} ...` again to regenerate it', 'data_dir')
-        with np.load(io.BytesIO(data)) as z: return z['videos']
+# %% ../nbs/06_data.ipynb #c044
+@patch
+def shard_of(self: ShardIndex, i) -> np.ndarray | int:
+    "The position in `shards` of the shard holding sample `i` (or of each sample of an array)."
+    k = np.searchsorted(self.starts, i, side='right') - 1
+    return int(k) if np.ndim(k) == 0 else k
 
+@patch
+def load_videos(self: ShardIndex, k: int, verify: bool = True) -> np.ndarray:
+    "All videos of shard `k` (its sha256 checked against the manifest as it is read)."
+    data = Path(self.shards[k][2]).read_bytes()
+    if verify and hashlib.sha256(data).hexdigest() != self.sha256[k]:
+        raise ConfigError(f'shard {Path(self.shards[k][2]).name} in {self.dir} fails its sha256 check (it changed after it was '
+                          f'committed); run `mono3d generate {self.dir} ...` again to regenerate it', 'data_dir')
+    with np.load(io.BytesIO(data)) as z: return z['videos']
+
+@patch
+def fingerprint(self: ShardIndex, num_samples: int) -> str:
+    "sha256 over the checksums of the shards holding samples `0..num_samples-1`: changes when the data does."
+    h = hashlib.sha256()
+    for (start, count, path), sha in zip(self.shards, self.sha256):
+        if start >= num_samples: break
+        h.update(f'{Path(path).name}:{count}:{sha}\n'.encode())
+    return h.hexdigest()
+
+# %% ../nbs/06_data.ipynb #c046
+def videos_by_shard(index: ShardIndex, ids, load=None, camera: int | None = 0) -> np.ndarray:
+    "uint8 videos of samples `ids`, in that order: view `camera` `(n, T, H, W, 3)`, or every view with None."
+    ids = np.asarray(ids, np.int64); load = load or index.load_videos
+    ks = np.atleast_1d(index.shard_of(ids))
+    out = None
+    for k in np.unique(ks):
+        sel = np.flatnonzero(ks == k)
+        v = load(int(k))[ids[sel] - index.shards[k][0]]
+        v = v if camera is None else v[:, camera]
+        if out is None: out = np.empty((len(ids),) + v.shape[1:], np.uint8)
+        out[sel] = v
+    return out if out is not None else np.zeros((0,), np.uint8)
+
+# %% ../nbs/06_data.ipynb #c049
+def check_dataset_settings(data_dir, want: DatasetConfig) -> None:
+    "Refuse (`ConfigError`, naming every difference) a dataset made with other settings than `want`."
+    diff = identity_diff(read_dataset_config(data_dir).to_dict(), want.to_dict())
+    if diff: raise ConfigError(f'the dataset in {data_dir} was made with other settings ({"; ".join(diff)}); '
+                               'give the same values, or another data_dir', 'data_dir')
+
+def check_dataset(data_dir, want: DatasetConfig, num_samples: int) -> ShardIndex:
+    "The `ShardIndex` of `data_dir`, refused (`ConfigError`) when made with other settings or holding fewer than `num_samples`."
+    check_dataset_settings(data_dir, want)
+    index = ShardIndex(data_dir)
+    if index.num_samples < num_samples:
+        raise ConfigError(f'num_samples={num_samples} but the dataset in {data_dir} holds only {index.num_samples}', 'num_samples')
+    return index
+
+def ensure_dataset(data_dir, want: DatasetConfig, num_samples: int, job: JobConfig, generate: bool) -> ShardIndex:
+    "Generate the dataset when `generate` (rank 0 alone; progress published under `publish_to/data`), then `check_dataset` it."
+    if generate:
+        generate_dataset(data_dir, num_samples, **want.flat_dict(), progress_every=job.progress_every, heartbeat_every=job.heartbeat_every,
+                         hung_after=job.hung_after, bar=False, quiet=job.quiet, processes=Processes({}),
+                         publish_to=job.publish_to and job.publish_to.rstrip('/') + '/data')
+    return check_dataset(data_dir, want, num_samples)
+
+# %% ../nbs/06_data.ipynb #c052
 class VideoDataset(torch.utils.data.Dataset):
     "Indexed access to a generated dataset; `camera=None` returns every view, an int one view."
     def __init__(self, directory, verify: bool = True, camera: int | None = 0, cache_bytes: int = 2 << 30):
@@ -492,18 +556,16 @@ class VideoDataset(torch.utils.data.Dataset):
         self.config = read_dataset_config(self.dir)
         if camera is not None and (isinstance(camera, bool) or not isinstance(camera, int) or not 0 <= camera < self.config.cameras):
             raise ConfigError(f'camera must be an integer in [0, {self.config.cameras - 1}] (the dataset has {self.config.cameras} views), got {camera!r}', 'camera')
-        self.camera = camera
-        self.index = ShardIndex(self.dir, verify=verify)
-        shards = self.index.shards
-        self.shards = shards
-        self.shard_ranges = [(s, s + c) for s, c, _ in shards]
+        self.camera, self.index = camera, ShardIndex(self.dir, verify=verify)
+        self.shards = self.index.shards
+        self.shard_ranges = [(s, s + c) for s, c, _ in self.shards]
         small = {k: [] for k in _SMALL}
-        for _, _, path in shards:
+        for _, _, path in self.shards:
             with np.load(path) as z:
                 for k in _SMALL: small[k].append(z[k])
         for k, v in small.items(): setattr(self, k, np.concatenate(v))
         self.bytes_per_video = self.config.cameras * self.config.frames * self.config.image_size ** 2 * 3
-        per_shard = max(c for _, c, _ in shards) * self.bytes_per_video
+        per_shard = max(c for _, c, _ in self.shards) * self.bytes_per_video
         self._cache, self._cache_max = OrderedDict(), max(1, cache_bytes // max(per_shard, 1))
 
     def __len__(self): return len(self.labels)
@@ -512,54 +574,50 @@ class VideoDataset(torch.utils.data.Dataset):
         return (f'VideoDataset({len(self)} samples, {len(self.shards)} shards, {c.cameras} camera(s) x {c.frames} frames '
                 f'x {c.image_size}x{c.image_size}, dir={str(self.dir)!r})')
 
-    def shard_videos(self, k: int) -> np.ndarray:
-        "All videos of shard `k` (decompressed once, then kept in a small LRU cache of `cache_bytes`)."
-        if k in self._cache: self._cache.move_to_end(k)
-        else:
-            self._cache[k] = self.index.load_videos(k, verify=False)
-            while len(self._cache) > self._cache_max: self._cache.popitem(last=False)
-        return self._cache[k]
+_SMALL = ('labels', 'sample_ids', 'trajectory_3d', 'centers_2d', 'radii_px', 'projections', 'shapes', 'colours',
+          'object_radius', 'equations', 'descriptions')
 
-    def video_uint8(self, i: int) -> np.ndarray:
-        "Raw video of sample `i`: `(T, H, W, 3)` for one camera, `(V, T, H, W, 3)` for all."
-        if not -len(self) <= i < len(self): raise IndexError(f'sample index {i} out of range for {len(self)} samples')
-        i = int(i) % len(self)
-        k = self.index.shard_of(i)
-        v = self.shard_videos(k)[i - self.shards[k][0]]
-        return v if self.camera is None else v[self.camera]
+# %% ../nbs/06_data.ipynb #c053
+@patch
+def shard_videos(self: VideoDataset, k: int) -> np.ndarray:
+    "All videos of shard `k` (decompressed once, then kept in a small LRU cache of `cache_bytes`)."
+    if k in self._cache: self._cache.move_to_end(k)
+    else:
+        self._cache[k] = self.index.load_videos(k, verify=False)
+        while len(self._cache) > self._cache_max: self._cache.popitem(last=False)
+    return self._cache[k]
 
-    def videos_uint8(self, ids) -> np.ndarray:
-        "Raw videos of samples `ids`, in that order, reading each shard once."
-        ids = np.asarray(ids, np.int64)
-        out = np.empty((len(ids),) + self.video_uint8(int(ids[0])).shape if len(ids) else (0,), np.uint8)
-        shard = np.atleast_1d(self.index.shard_of(ids))
-        for k in np.unique(shard):
-            sel = np.flatnonzero(shard == k)
-            v = self.shard_videos(int(k))[ids[sel] - self.shards[k][0]]
-            out[sel] = v if self.camera is None else v[:, self.camera]
-        return out
+@patch
+def videos_uint8(self: VideoDataset, ids) -> np.ndarray:
+    "Raw videos of samples `ids`, in that order, reading each shard once."
+    return videos_by_shard(self.index, ids, self.shard_videos, self.camera)
 
-    def __getitem__(self, i: int) -> dict:
-        return {'video': videos_to_float(self.video_uint8(i)), 'label': int(self.labels[i]),
-                'trajectory_3d': torch.from_numpy(self.trajectory_3d[i]), 'sample_id': int(self.sample_ids[i]),
-                'equation': str(self.equations[i]), 'description': str(self.descriptions[i])}
+@patch
+def video_uint8(self: VideoDataset, i: int) -> np.ndarray:
+    "Raw video of sample `i`: `(T, H, W, 3)` for one camera, `(V, T, H, W, 3)` for all."
+    if not -len(self) <= i < len(self): raise IndexError(f'sample index {i} out of range for {len(self)} samples')
+    return self.videos_uint8([int(i) % len(self)])[0]
+
+@patch
+def __getitem__(self: VideoDataset, i: int) -> dict:
+    return {'video': videos_to_float(self.video_uint8(i)), 'label': int(self.labels[i]),
+            'trajectory_3d': torch.from_numpy(self.trajectory_3d[i]), 'sample_id': int(self.sample_ids[i]),
+            'equation': str(self.equations[i]), 'description': str(self.descriptions[i])}
 
 def load_dataset(directory, verify: bool = True, camera: int | None = 0, cache_bytes: int = 2 << 30) -> VideoDataset:
     "Open a generated dataset, checking every shard's sha256 (`verify`) and that no samples are missing."
     return VideoDataset(directory, verify=verify, camera=camera, cache_bytes=cache_bytes)
 
-# %% ../nbs/06_data.ipynb #c038
-def build_generate_parser(prog: str = 'mono3d generate'):
-    return job_parser(prog, 'Generate (or resume, or extend) a dataset of 3D-trajectory videos as checksummed shards. Running it '
-                      'again on the same directory resumes; a larger --num-samples extends it.', GenerateConfig, positional=('out_dir',))
+# %% ../nbs/06_data.ipynb #c059
+def _generate_command(cfg: GenerateConfig) -> None:
+    s = generate_dataset(config=cfg)
+    if s.get('status'): say(f"[generate] {s['status']}: {s['done']}/{s['total']} samples in {s['directory']}")
 
-def main(argv: list[str] | None = None) -> int:
-    "`mono3d generate` / `python -m mono3d.data`; returns the exit code."
-    def run(a):
-        s = generate_dataset(config=config_from_args(GenerateConfig, a))
-        if s.get('status'): say(f"[generate] {s['status']}: {s['done']}/{s['total']} samples in {s['directory']}")
-    return job_command('generate', build_generate_parser(), argv, run, directory=lambda a: a.get('out_dir'))
+build_generate_parser, main = job_main(
+    'generate', GenerateConfig, 'Generate (or resume, or extend) a dataset of 3D-trajectory videos as checksummed shards. Running it '
+    'again on the same directory resumes; a larger --num-samples extends it.', _generate_command, directory=lambda a: a.get('out_dir'),
+    positional=('out_dir',))
 
-# %% ../nbs/06_data.ipynb #c039
+# %% ../nbs/06_data.ipynb #c060
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

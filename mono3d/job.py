@@ -4,26 +4,28 @@
 
 # %% ../nbs/05_job.ipynb #c003
 from __future__ import annotations
-import fcntl, json, os, platform, shlex, signal, socket, subprocess, sys, threading, time, traceback
+import fcntl, itertools, json, os, pickle, platform, select, shlex, signal, socket, struct, subprocess, sys, threading, time, traceback
 from dataclasses import dataclass
 from pathlib import Path
 from .config import Config, ConfigError, param
-from .checkpoint import atomic_write, utc_now, log
-from .publish import check_publish_url, redact, register_secrets
+from .store import UnsafeFile, atomic_write, open_private, utc_now, log
+from .publish import check_publish_url, public, redact, register_secrets
 from .progress import ProgressFile, StopRequested, RUNNING, COMPLETE, FAILED, PREEMPTED, say
+from fastcore.basics import patch
 from .status_page import render_status_html, STATUS_HTML
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'RECORDS', 'DIRECTORY_PARAMS', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop',
-           'die_with_parent', 'Processes', 'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'identity_diff', 'Job',
-           'run_as_command', 'job_parser', 'job_command']
+__all__ = ['LOCK_FILE', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop', 'die_with_parent', 'ProcessMap', 'Processes',
+           'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'JobSpec', 'JobFailed', 'identity_diff', 'Job',
+           'jsonable', 'run_as_command', 'job_main']
 
 # %% ../nbs/05_job.ipynb #c006
 @dataclass(frozen=True)
 class JobConfig(Config):
     "How a job reports (never part of its identity)."
-    progress_every: float = param(30.0, 'seconds between rewrites of PROGRESS.txt, progress.json and status.html', gt=0)
-    heartbeat_every: float = param(30.0, 'seconds between heartbeat lines; a RUNNING job silent for 3 of them shows as STALLED', gt=0)
+    progress_every: float = param(30.0, 'seconds between rewrites of PROGRESS.txt, progress.json and status.html', gt=0, limit=86400)
+    heartbeat_every: float = param(30.0, 'seconds between heartbeat lines; a RUNNING job silent for 3 of them shows as STALLED', gt=0, limit=86400)
+    hung_after: float = param(10.0, 'heartbeats without any progress after which a live job is reported HUNG', gt=0, limit=10000)
     publish_to: str | None = param(None, 'mirror the progress files, status page and plots to this folder or fsspec URL (s3://..., gs://...)', kind='path')
     bar: bool = param(True, 'show a tqdm progress bar on stderr')
     quiet: bool = param(False, 'print only heartbeats, warnings and the final result')
@@ -68,6 +70,107 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
     if os.getppid() == 1: os.kill(os.getpid(), sig)                          # the parent died before we asked
 
 # %% ../nbs/05_job.ipynb #c013
+def _worker_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent()
+
+def _send(fd: int, item) -> None:
+    "Write one length-prefixed pickle to the pipe `fd`, all of it."
+    payload = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    for data in (memoryview(struct.pack('!Q', len(payload))), memoryview(payload)):
+        while data: data = data[os.write(fd, data):]
+
+def _work(fn, tasks, k: int, n: int, fd: int, init, prefetch: int) -> None:
+    "A worker's life: its share of the tasks, each result (or the error) sent in order by a feeding thread, `prefetch` ahead."
+    import queue
+    _worker_signals()
+    if init is not None: init()
+    ready = queue.Queue(prefetch)
+    def feed():
+        try:
+            while True:
+                item = ready.get(); _send(fd, item)
+                if item[0] != 'ok': return
+        except BaseException:                          # a result that cannot be sent ends the worker: the parent sees it die
+            traceback.print_exc(); os._exit(1)
+    feeder = threading.Thread(target=feed, daemon=True); feeder.start()
+    for task in itertools.islice(tasks(), k, None, n):
+        try: ready.put(('ok', fn(task)))
+        except BaseException as e:
+            ready.put(('error', (type(e).__name__, str(e), isinstance(e, ConfigError), traceback.format_exc()))); break
+    else: ready.put(('end', None))
+    feeder.join()                                      # everything is written before the process ends
+
+# %% ../nbs/05_job.ipynb #c014
+class ProcessMap:
+    "`(task, fn(task))` for every task of `tasks()`, in order, computed ahead by `workers` forked processes."
+    def __init__(self, fn, tasks, workers: int = 1, prefetch: int = 2, stop: GracefulStop | None = None,
+                 timeout: float = 600.0, init=None, what: str = 'worker'):
+        import multiprocessing as mp
+        self.tasks, self.workers, self.stop, self.timeout, self.what = tasks, workers, stop, timeout, what
+        ctx, pipes = mp.get_context('fork'), [os.pipe() for _ in range(workers)]
+        self._procs = [ctx.Process(target=_work, args=(fn, tasks, k, workers, w, init, prefetch), daemon=True, name=f'mono3d-{what}-{k}')
+                       for k, (_, w) in enumerate(pipes)]
+        for p in self._procs: p.start()
+        for _, w in pipes: os.close(w)                     # the parent only reads; a worker's end of the pipe closes with it
+        self._fds, self._bufs = [r for r, _ in pipes], [bytearray() for _ in range(workers)]
+
+    @property
+    def pids(self) -> list[int]: return [p.pid for p in self._procs]
+
+# %% ../nbs/05_job.ipynb #c015
+def _frame(buf: bytearray):
+    "The first complete pickle in `buf` (removed from it), or None."
+    if len(buf) < 8: return None
+    n = struct.unpack('!Q', bytes(buf[:8]))[0]
+    if len(buf) < 8 + n: return None
+    item = pickle.loads(bytes(buf[8:8 + n])); del buf[:8 + n]
+    return item
+
+@patch
+def _next(self: ProcessMap, k: int):
+    "The next result of worker `k`, read in short waits that a stop interrupts, and bounded by `timeout`."
+    fd, buf, proc, last = self._fds[k], self._bufs[k], self._procs[k], time.monotonic()
+    while (item := _frame(buf)) is None:
+        if self.stop is not None: self.stop.check()
+        if select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                proc.join(1)
+                raise RuntimeError(f'{self.what} {k} (pid {proc.pid}) died with exit code {proc.exitcode} before sending its work')
+            buf += chunk; last = time.monotonic()
+        elif time.monotonic() - last >= self.timeout:
+            raise RuntimeError(f'{self.what} {k} (pid {proc.pid}) has sent nothing for {time.monotonic() - last:.0f} s: it is stuck '
+                               '(or stopped with SIGSTOP); the job stops here')
+    kind, value = item
+    if kind == 'error':
+        name, msg, config, tb = value
+        if config: raise ConfigError(msg)
+        raise RuntimeError(f'{self.what} {k} (pid {proc.pid}) failed: {name}: {msg}\n{tb}')
+    return kind, value
+
+# %% ../nbs/05_job.ipynb #c016
+@patch
+def __iter__(self: ProcessMap):
+    try:
+        for i, task in enumerate(self.tasks()):
+            kind, value = self._next(i % self.workers)
+            if kind == 'end': raise RuntimeError(f'{self.what} {i % self.workers} ended before task {task!r}')
+            yield task, value
+    finally: self.close()
+
+@patch
+def close(self: ProcessMap) -> None:
+    "Kill the workers now (they hold nothing that a stop must wait for), reap them, close the pipes."
+    for p in self._procs:
+        if p.is_alive(): p.kill()
+    for p in self._procs: p.join(5)
+    for fd in self._fds:
+        try: os.close(fd)
+        except OSError: pass
+    self._fds = []
+
+# %% ../nbs/05_job.ipynb #c019
 class Processes:
     "The processes of one job: a single one, or the ranks a launcher started."
     def __init__(self, env: dict | None = None):
@@ -111,7 +214,7 @@ class Processes:
         import torch.distributed as dist
         if self.distributed and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 
-# %% ../nbs/05_job.ipynb #c016
+# %% ../nbs/05_job.ipynb #c022
 LOCK_FILE = '.mono3d.lock'
 
 class DirectoryBusy(ConfigError):
@@ -129,7 +232,8 @@ class DirectoryLock:
         except (OSError, ValueError): return {}
     def acquire(self, announce: bool = True) -> 'DirectoryLock':
         "Take the lock or raise `DirectoryBusy`; `announce` writes who holds it (else call `announce()` later)."
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try: fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        except UnsafeFile as e: raise ConfigError(f'{e.strerror}. Nothing was changed.', 'directory') from None
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
@@ -152,7 +256,7 @@ class DirectoryLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/05_job.ipynb #c019
+# %% ../nbs/05_job.ipynb #c025
 def _version(pkg: str) -> str | None:
     from importlib.metadata import version, PackageNotFoundError
     try: return version(pkg)
@@ -175,144 +279,212 @@ def reproducibility() -> dict:
             'git': _git(Path(mono3d.__file__).resolve().parent.parent), 'command': redact(shlex.join(sys.argv)),
             'host': socket.gethostname(), 'pid': os.getpid(), 'world_size': int(os.environ.get('WORLD_SIZE', 1)), 'time': utc_now()}
 
-# %% ../nbs/05_job.ipynb #c022
-RECORDS = {'generate': 'dataset.json', 'train': 'run.json', 'evaluate': 'eval.json'}
-DIRECTORY_PARAMS = {'generate': 'out_dir', 'train': 'run_dir', 'evaluate': 'out_dir'}
+# %% ../nbs/05_job.ipynb #c028
 RECORD_FORMAT = 2
 ERROR_LOG = 'error.log'
 
+@dataclass(frozen=True)
+class JobSpec:
+    "What a job directory holds: the job's name, its record file, the setting that names the directory, and more."
+    kind: str                   # 'generate', 'train', 'evaluate', ...
+    record: str                 # the record file: 'dataset.json', 'run.json', ...
+    directory: str              # the setting that names the directory, for messages: 'out_dir', 'run_dir'
+    guard: tuple = ()           # globs that must not match in a directory without a record (it holds something else)
+    private: tuple = ()         # sub-folders the job writes into: refused when they are symbolic links
+
+class JobFailed(RuntimeError):
+    "The job failed after its work began (exit code 1, `error.log`, FAILED), even when the cause was a bad value found late."
+
+# %% ../nbs/05_job.ipynb #c031
 def identity_diff(old: dict, new: dict) -> list[str]:
     "`name: old in the directory, new requested` for every key whose value differs."
     return [f'{k}: {old.get(k)!r} in the directory, {new.get(k)!r} requested' for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 class _NoProgress:
     "What ranks other than 0 report: nothing."
-    status, message, done, metrics = RUNNING, '', 0, {}
+    status, message, done, metrics, finished = RUNNING, '', 0, {}, False
     def update(self, *a, **k) -> None: pass
+    def tick(self) -> None: pass
     def finish(self, *a, **k) -> dict: return {}
     def state(self) -> dict: return {}
 
 class Job:
     "One long job in one directory: lock, identity record, progress, status page, graceful stop, publishing, stages."
-    def __init__(self, kind: str, directory, config: JobConfig | None = None, main: bool = True, guard: tuple = ()):
-        if kind not in RECORDS: raise ValueError(f'kind must be one of {tuple(RECORDS)}, got {kind!r}')
-        self.kind, self.dir, self.config, self.main = kind, Path(directory), config or JobConfig(), main
-        self.guard = guard                      # names that must not exist in a directory without a record
-        self.record_path = self.dir / RECORDS[kind]
-        self.lock, self.stop, self.progress = DirectoryLock(self.dir, kind), GracefulStop(), _NoProgress()
-        self.record = None
+    def __init__(self, spec: JobSpec, directory, config: JobConfig | None = None, main: bool = True):
+        self.spec, self.kind, self.dir, self.config, self.main = spec, spec.kind, Path(directory), config or JobConfig(), main
+        self.record_path = self.dir / spec.record
+        self.lock, self.stop, self.progress = DirectoryLock(self.dir, spec.kind), GracefulStop(), _NoProgress()
+        self.record, self.identity, self.begun, self._runs = None, None, False, []
         if self.config.publish_to: register_secrets(self.config.publish_to)
 
-    # --- 1, 2: directory, lock, identity ---------------------------------------------------------------------
-    def check_directory(self) -> None:
-        "The directory exists (created if needed) and is writable; otherwise a `ConfigError` naming it."
-        d, name = self.dir, DIRECTORY_PARAMS[self.kind]
-        if d.exists() and not d.is_dir(): raise ConfigError(f'{name} {str(d)!r} is a file, not a directory', name)
-        try: d.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise ConfigError(f'{name} {str(d)!r} cannot be created: {e.strerror}', name) from None
-        if not os.access(d, os.W_OK | os.X_OK): raise ConfigError(f'{name} {str(d)!r} is not writable', name)
+# %% ../nbs/05_job.ipynb #c033
+_LONGEST_INSIDE = 160    # the longest name a job writes inside its directory: a sub-folder plus a temporary's name
 
-    def read_record(self) -> dict | None:
-        "The directory's record, or None; refuses (naming the file) one that cannot be read or is of an older format."
-        p = self.record_path
-        if not p.is_file():
-            found = [g for g in self.guard if any(self.dir.glob(g))]
-            if found: raise ConfigError(f'{self.dir} holds {", ".join(found)} but no {p.name}; it was not made by this job '
-                                        '(or its record was deleted): refusing to touch it', 'directory')
-            return None
-        try: rec = json.loads(p.read_text())
-        except (OSError, ValueError) as e:
-            raise ConfigError(f'{p} cannot be read as JSON ({e}); refusing to touch {self.dir}. Nothing was changed.', 'directory') from None
-        if not isinstance(rec, dict) or rec.get('format') != RECORD_FORMAT or not isinstance(rec.get('identity'), dict):
-            raise ConfigError(f'{p} was not written by this version of mono3d (record format {RECORD_FORMAT} expected); '
-                              f'use a new directory. Nothing was changed.', 'directory')
-        return rec
+def _path_limits(d: Path) -> tuple[int, int]:
+    "`(PATH_MAX, NAME_MAX)` of the file system that holds (or will hold) `d`, asked of its nearest existing parent."
+    for p in [d, *d.parents]:
+        try: return os.pathconf(p, 'PC_PATH_MAX'), os.pathconf(p, 'PC_NAME_MAX')
+        except (OSError, ValueError): continue
+    return 4096, 255
 
-    def open(self, identity: dict) -> dict | None:
-        "Check the directory, lock it, and refuse an earlier record with another identity; returns that record or None."
-        if not self.main: return None
-        self.check_directory()
-        self.lock.acquire(announce=False)              # a refused job leaves even the lock file as it was
-        try:
-            rec = self.read_record()
-            if rec is not None:
-                diff = identity_diff(rec['identity'], identity)
-                if diff: raise ConfigError(f'{self.dir} was made by mono3d {self.kind} with different settings ({"; ".join(diff)}). '
-                                           'Use another directory or the same settings; nothing was changed.', 'directory')
-            self.lock.announce()
-        except BaseException:
-            self.lock.release(); raise
-        self.record, self.identity = rec, identity
-        return rec
+@patch
+def check_directory(self: Job) -> None:
+    "The directory is usable (created if needed); otherwise a `ConfigError` naming it."
+    self.check_path()
+    d, name = self.dir, self.spec.directory
+    try: d.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ConfigError(f'{name} {str(d)!r} cannot be created: {e.strerror}', name) from None
+    if not os.access(d, os.W_OK | os.X_OK): raise ConfigError(f'{name} {str(d)!r} is not writable', name)
 
-    # --- 3: the record ----------------------------------------------------------------------------------------
-    def write_record(self, identity: dict | None = None, **content) -> dict:
-        "Write the record (atomically, under the lock): identity, content, and the reproducibility of every start."
-        if not self.main: return {}
-        runs = (self.record or {}).get('runs', [])[-19:] + [reproducibility()]
-        rec = {'format': RECORD_FORMAT, 'kind': self.kind, 'identity': identity if identity is not None else self.identity,
-               **content, 'runs': runs, 'updated_at': utc_now()}
-        atomic_write(self.record_path, json.dumps(rec, indent=1, default=str))
-        self.record = rec
-        return rec
+@patch
+def check_path(self: Job) -> None:
+    "Read-only checks of the directory's path: its length, not a file, no symbolic link where the job's folders go."
+    d, name = self.dir, self.spec.directory
+    full = os.path.abspath(d)
+    path_max, name_max = _path_limits(Path(full))
+    if len(full) + _LONGEST_INSIDE > path_max or any(len(c) > name_max - 40 for c in Path(full).parts):
+        raise ConfigError(f'{name} is {len(full):,} characters long (or has a name of more than {name_max - 40}); the files the job '
+                          f'writes inside it would pass this file system\'s limits ({path_max:,} per path, {name_max} per name): '
+                          'use a shorter directory', name)
+    if d.exists() and not d.is_dir(): raise ConfigError(f'{name} {str(d)!r} is a file, not a directory', name)
+    for sub in self.spec.private:
+        if (d / sub).is_symlink(): raise ConfigError(f'{d / sub} is a symbolic link; a job writes only inside its own directory '
+                                                     '(remove the link). Nothing was changed.', name)
 
-    # --- 4: progress, status page, publishing, heartbeat ------------------------------------------------------
-    def start_progress(self, total: int, unit: str, done: int = 0, bar: bool = True):
-        "Start the progress files, the status page, the publisher and the heartbeat (rank 0 only)."
-        if not self.main: return self.progress
-        c = self.config
-        self.progress = ProgressFile(self.dir, total, job=self.kind, unit=unit, done=done, write_every=c.progress_every,
-                                     heartbeat_every=c.heartbeat_every, bar=c.bar and bar and not c.quiet, publish_to=c.publish_to,
-                                     renderers={STATUS_HTML: render_status_html})
-        return self.progress.start()
+# %% ../nbs/05_job.ipynb #c036
+@patch
+def read_record(self: Job) -> dict | None:
+    "The directory's record, or None; refuses (naming the file) one that cannot be read or is of an older format."
+    p = self.record_path
+    if not p.is_file():
+        found = [g for g in self.spec.guard if self.dir.is_dir() and any(self.dir.glob(g))]
+        if found: raise ConfigError(f'{self.dir} holds {", ".join(found)} but no {p.name}; it was not made by this job '
+                                    '(or its record was deleted): refusing to touch it', 'directory')
+        return None
+    try: rec = json.loads(p.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f'{p} cannot be read as JSON ({e}); refusing to touch {self.dir}. Nothing was changed.', 'directory') from None
+    if not isinstance(rec, dict) or rec.get('format') != RECORD_FORMAT or not isinstance(rec.get('identity'), dict):
+        raise ConfigError(f'{p} was not written by this version of mono3d (record format {RECORD_FORMAT} expected); '
+                          f'use a new directory. Nothing was changed.', 'directory')
+    if not isinstance(rec.get('runs', []), list):
+        raise ConfigError(f"{p} field 'runs' must be a list, got {type(rec['runs']).__name__}; it was edited by hand? "
+                          'Fix it or use a new directory. Nothing was changed.', 'directory')
+    return rec
 
-    def say(self, *parts) -> None:
-        "A line for people (rank 0, not when quiet)."
-        if self.main: say(*parts, quiet=self.config.quiet)
+# %% ../nbs/05_job.ipynb #c037
+@patch
+def open(self: Job, identity: dict) -> dict | None:
+    "Check the directory, lock it (writing nothing), refuse an earlier record with another identity; that record or None."
+    if not self.main: return None
+    self.check_path()
+    if self.dir.is_dir(): self.read_record()           # refuse what can be refused before even the lock file is made
+    self.check_directory()
+    self.lock.acquire(announce=False)
+    try:
+        rec = self.read_record()
+        if rec is not None:
+            diff = identity_diff(rec['identity'], identity)
+            if diff: raise ConfigError(f'{self.dir} was made by mono3d {self.kind} with different settings ({"; ".join(diff)}). '
+                                       'Use another directory or the same settings; nothing was changed.', 'directory')
+    except BaseException:
+        self.lock.release(); raise
+    self.record, self.identity = rec, identity
+    return rec
 
-    def stage(self, name: str, fn, folder: str = 'stages'):
-        """Run `fn()` once: its JSON result (with the seconds it took, `_seconds`) is committed to `folder/name.json` and
-        counted as one unit of progress; a resumed job reuses it."""
-        p = self.dir / folder / f'{name}.json'
-        if p.is_file():
-            self.say(f'[{self.kind}] reusing {name} (finished earlier)')
-            return json.loads(p.read_text())
-        self.stop.check()
-        self.progress.message = f'running {name}'; self.progress.update(force=True)
-        t0 = time.monotonic()
-        r = {**fn(), '_seconds': time.monotonic() - t0}
-        p.parent.mkdir(exist_ok=True)
-        atomic_write(p, json.dumps(r, indent=1, default=_jsonable))
-        self.say(f'[{self.kind}] {name} done in {r["_seconds"]:.1f} s')
-        self.progress.message = ''
-        self.progress.update(self.progress.done + 1, last_checkpoint=f'{folder}/{name}.json')
-        return r
+@patch
+def begin(self: Job, **content) -> dict:
+    "The first write: announce the lock's holder and write the record, with this start's reproducibility entry."
+    if not self.main: return {}
+    self.lock.announce()
+    self._runs = list((self.record or {}).get('runs', []))[-19:] + [reproducibility()]
+    self.begun = True
+    return self.write_record(**content)
 
-    # --- 5: the end -------------------------------------------------------------------------------------------
-    def __enter__(self) -> 'Job':
-        self.stop.__enter__()
-        return self
-    def __exit__(self, typ, exc, tb):
-        try:
-            if isinstance(self.progress, ProgressFile) and self.progress.status == RUNNING and not self.progress._stop_evt.is_set():
-                self.progress.__exit__(typ, exc, tb)
-            elif exc is not None and self.main and self.record is not None and not isinstance(self.progress, ProgressFile) \
-                    and not isinstance(exc, ConfigError):
-                # it failed while setting up, before it knew its size: the progress files still say so
-                self.start_progress(0, 'items', bar=False).__exit__(typ, exc, tb)
-        finally:
-            self.stop.__exit__(typ, exc, tb)
-            self.lock.release()
-        return False
+@patch
+def write_record(self: Job, **content) -> dict:
+    "Rewrite the record (atomically, under the lock): identity, content (credentials redacted), the starts so far."
+    if not self.main: return {}
+    if not self.begun: raise RuntimeError('write_record before begin: a job writes only once every refusal is behind it')
+    rec = {'format': RECORD_FORMAT, 'kind': self.kind, 'identity': self.identity, **public(content), 'runs': self._runs,
+           'updated_at': utc_now()}
+    atomic_write(self.record_path, json.dumps(rec, indent=1, default=str))
+    self.record = rec
+    return rec
 
-def _jsonable(o):
-    import numpy as np
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, np.generic): return o.item()
-    if hasattr(o, 'tolist'): return o.tolist()
+# %% ../nbs/05_job.ipynb #c039
+@patch
+def start_progress(self: Job, total: int, unit: str, done: int = 0, bar: bool = True):
+    "Start the progress files, the status page, the publisher and the heartbeat (rank 0 only)."
+    if not self.main: return self.progress
+    c = self.config
+    self.progress = ProgressFile(self.dir, total, job=self.kind, unit=unit, done=done, write_every=c.progress_every,
+                                 heartbeat_every=c.heartbeat_every, bar=c.bar and bar and not c.quiet, publish_to=c.publish_to,
+                                 renderers={STATUS_HTML: render_status_html}, hung_after=c.hung_after)
+    return self.progress.start()
+
+@patch
+def already_complete(self: Job, total: int, unit: str, message: str = 'already complete') -> dict:
+    "The progress files of a job that finds nothing left to do: COMPLETE at once."
+    if not self.main: return {}
+    return self.start_progress(total, unit, done=total, bar=False).finish(COMPLETE, message)
+
+@patch
+def say(self: Job, *parts) -> None:
+    "A line for people (rank 0, not when quiet)."
+    if self.main: say(*parts, quiet=self.config.quiet)
+
+@patch
+def tick(self: Job) -> None:
+    "Inside a long unit of work: stop if a signal arrived, and report that the job is working."
+    self.stop.check(); self.progress.tick()
+
+# %% ../nbs/05_job.ipynb #c041
+def jsonable(o):
+    "The `default=` of `json.dumps` for numpy arrays and scalars and torch tensors: the one JSON encoder of mono3d."
+    if isinstance(o, (list, tuple)): return list(o)
+    if hasattr(o, 'tolist'): return o.tolist()          # numpy arrays and scalars, torch tensors
     raise TypeError(f'cannot store {type(o).__name__} in JSON')
 
-# %% ../nbs/05_job.ipynb #c026
+@patch
+def stage(self: Job, name: str, fn, folder: str = 'stages'):
+    """Run `fn()` once: its JSON result (with the seconds it took, `_seconds`) is committed to `folder/name.json` and
+    counted as one unit of progress; a resumed job reuses it."""
+    p = self.dir / folder / f'{name}.json'
+    if p.is_file():
+        self.say(f'[{self.kind}] reusing {name} (finished earlier)')
+        return json.loads(p.read_text())
+    self.tick()
+    self.progress.message = f'running {name}'; self.progress.update(force=True)
+    t0 = time.monotonic()
+    r = {**fn(), '_seconds': time.monotonic() - t0}
+    p.parent.mkdir(exist_ok=True)
+    atomic_write(p, json.dumps(r, indent=1, default=jsonable))
+    self.say(f'[{self.kind}] {name} done in {r["_seconds"]:.1f} s')
+    self.progress.message = ''
+    self.progress.update(self.progress.done + 1, last_checkpoint=f'{folder}/{name}.json')
+    return r
+
+# %% ../nbs/05_job.ipynb #c043
+@patch
+def __enter__(self: Job) -> Job:
+    self.stop.__enter__()
+    return self
+
+@patch
+def __exit__(self: Job, typ, exc, tb):
+    try:
+        if isinstance(self.progress, ProgressFile) and not self.progress.finished:
+            self.progress.__exit__(typ, exc, tb)
+            if isinstance(exc, ConfigError): raise JobFailed(f'{exc} (found after the job began)') from exc
+        elif exc is not None and self.begun and not isinstance(self.progress, ProgressFile) and not isinstance(exc, ConfigError):
+            self.start_progress(0, 'items', bar=False).__exit__(typ, exc, tb)     # it failed before it knew its size
+    finally:
+        self.stop.__exit__(typ, exc, tb)
+        self.lock.release()
+    return False
+
+# %% ../nbs/05_job.ipynb #c049
 def run_as_command(job: str, fn, directory=None, debug: bool = False) -> int:
     "Run `fn()` as the `mono3d JOB` command and return its exit code (an int that `fn` returns is kept)."
     try:
@@ -335,27 +507,31 @@ def run_as_command(job: str, fn, directory=None, debug: bool = False) -> int:
         if directory is not None and Path(directory).is_dir():
             p = Path(directory) / ERROR_LOG
             try:
-                with open(p, 'a') as f: f.write(f'===== {utc_now()} mono3d {job} (pid {os.getpid()} on {socket.gethostname()}) =====\n{tb}\n')
+                with os.fdopen(open_private(p), 'a') as f:
+                    f.write(f'===== {utc_now()} mono3d {job} (pid {os.getpid()} on {socket.gethostname()}) =====\n{tb}\n')
                 where = f' (traceback in {p})'
-            except OSError: pass
+            except OSError as le: where = f' (not written to {p}: {le.strerror or le})'
         print(tb, file=sys.stderr, end='')
         print(f'mono3d {job}: failed: {redact(f"{type(e).__name__}: {e}")}{where}', file=sys.stderr, flush=True)
         return 1
 
-# %% ../nbs/05_job.ipynb #c028
-def job_parser(prog: str, description: str, cls, positional=()) -> 'argparse.ArgumentParser':
-    "A command's parser: the flags of `cls` (see `add_config_arguments`) and `--debug`."
+# %% ../nbs/05_job.ipynb #c051
+def job_main(name: str, cls, description: str, run, directory, positional=(), extra=()):
+    """`(build_parser, main)` of the `mono3d NAME` command. `run(config, **options)` gets the config (defaults <
+    `--config FILE` < flags) and the values of the `extra` flags (`((args...), kwargs)` pairs for `add_argument`)."""
     import argparse
-    from mono3d.config import add_config_arguments
-    ap = argparse.ArgumentParser(prog=prog, description=description)
-    add_config_arguments(ap, cls, positional=positional)
-    ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
-    return ap
-
-def job_command(name: str, parser, argv, run, directory=None) -> int:
-    "Parse `argv`, set up logging, and run `run(args)` as the `mono3d NAME` command; `directory(args)` gets `error.log`."
-    import logging
-    logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
-    a = vars(parser.parse_args(argv))
-    debug = a.pop('debug', False)
-    return run_as_command(name, lambda: run(a), directory=directory(a) if directory else None, debug=debug)
+    from mono3d.config import add_config_arguments, config_from_args
+    dests = [kw.get('dest') or args[0].lstrip('-').replace('-', '_') for args, kw in extra]
+    def build_parser(prog: str = f'mono3d {name}') -> argparse.ArgumentParser:
+        ap = argparse.ArgumentParser(prog=prog, description=description)
+        add_config_arguments(ap, cls, positional=positional)
+        for args, kw in extra: ap.add_argument(*args, **kw)
+        ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
+        return ap
+    def main(argv: list[str] | None = None) -> int:
+        import logging
+        logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
+        a = vars(build_parser().parse_args(argv))
+        debug, options = a.pop('debug', False), {k: a.pop(k) for k in dests}
+        return run_as_command(name, lambda: run(config_from_args(cls, a), **options), directory=directory(a), debug=debug)
+    return build_parser, main

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from .checkpoint import atomic_write
+from .store import atomic_write
 from .config import ConfigError
 from .data import CLASSES, load_dataset, videos_to_float
 
@@ -37,7 +37,8 @@ def plot_loss_curve(history: dict, path) -> None:
     ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(fontsize=8); ax.grid(alpha=0.3)
     if history['val']:
         v = history['val'][-1]
-        ax.set_title(f"held-out PSNR {v['psnr']:.1f} dB (blank {v['blank_psnr']:.1f}), fg {v['fg_psnr']:.1f} dB", fontsize=9)
+        ax.set_title(f"held-out PSNR {v['psnr']:.1f} dB (blank {v['blank_psnr']:.1f}), fg {v['fg_psnr']:.1f} dB" if 'psnr' in v
+                     else f"held-out loss {v['loss']:.4g} at step {v['step']}", fontsize=9)
     fig.tight_layout(); save_png(fig, path)
 
 def _grid(rows: list, t: int, scale: int, gap: int = 2) -> np.ndarray:

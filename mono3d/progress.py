@@ -9,49 +9,32 @@ from pathlib import Path
 from typing import Callable
 from tqdm import tqdm
 from .config import ConfigError
-from .checkpoint import atomic_write, utc_now
+from .store import atomic_write, utc_now
 from .publish import Publisher, redact_url, redact
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'PROGRESS_TXT', 'PROGRESS_JSON', 'format_duration',
-           'read_progress', 'say', 'StopRequested', 'ProgressFile', 'effective_status', 'progress_summary']
+__all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'STALLED', 'HUNG', 'PROGRESS_TXT', 'PROGRESS_JSON',
+           'format_duration', 'printable', 'say', 'check_progress', 'observe', 'read_progress', 'StopRequested',
+           'ProgressFile', 'render_text', 'staleness', 'effective_status', 'progress_summary']
 
 # %% ../nbs/03_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
 STATUSES = (RUNNING, COMPLETE, FAILED, PREEMPTED)
+STALLED, HUNG = 'STALLED', 'HUNG'
 PROGRESS_TXT, PROGRESS_JSON = 'PROGRESS.txt', 'progress.json'
 
 def format_duration(seconds: float | None) -> str:
     "`3725` → `'1:02:05'`; `None` → `'unknown'`."
     if seconds is None or not math.isfinite(seconds): return 'unknown'
-    s = int(round(max(seconds, 0)))
+    s = int(round(min(max(seconds, 0), 1e12)))
     d, s = divmod(s, 86400); h, s = divmod(s, 3600); m, s = divmod(s, 60)
     return (f'{d}d ' if d else '') + f'{h}:{m:02d}:{s:02d}'
 
-_REQUIRED = ('job', 'status', 'done', 'total', 'unit', 'updated_at')
-
-def read_progress(where) -> dict:
-    """The `progress.json` of a job, from its directory or from any fsspec URL it publishes to. A missing or
-    malformed file is a `ConfigError` naming the place (credentials redacted)."""
-    w = str(where)
-    if '://' not in w:
-        p = Path(w) / PROGRESS_JSON
-        if not p.is_file(): raise ConfigError(f'no {PROGRESS_JSON} in {w} (is it a mono3d job directory?)', 'path')
-        text, shown = p.read_bytes(), str(p)
-    else:
-        from mono3d.publish import register_secrets
-        import fsspec
-        register_secrets(w); shown = redact_url(w.rstrip('/') + '/' + PROGRESS_JSON)
-        try:
-            fs, root = fsspec.core.url_to_fs(w)
-            text = fs.cat_file(f"{root.rstrip('/')}/{PROGRESS_JSON}")
-        except FileNotFoundError: raise ConfigError(f'no {PROGRESS_JSON} at {redact_url(w)} (is it where the job publishes?)', 'path') from None
-        except Exception as e: raise OSError(redact(f'cannot read {shown}: {type(e).__name__}: {e}')) from None
-    try: s = json.loads(text)
-    except ValueError as e: raise ConfigError(f'{shown} is not valid JSON ({e}); is it being written by something other than mono3d?', 'path') from None
-    if not isinstance(s, dict) or any(k not in s for k in _REQUIRED):
-        raise ConfigError(f'{shown} is not a mono3d progress file: it lacks ' + ', '.join(k for k in _REQUIRED if not isinstance(s, dict) or k not in s), 'path')
-    return s
+# %% ../nbs/03_progress.ipynb #c009
+def printable(text) -> str:
+    "`text` with every non-printable character (escape sequences, newlines, NUL) shown as a Python escape."
+    return ''.join(c if c.isprintable() else c.encode('unicode_escape').decode('ascii') for c in str(text))
 
 def say(*parts, quiet: bool = False, file=None) -> None:
     "Print one line (flushed) without breaking a progress bar on the terminal; nothing when `quiet`."
@@ -60,7 +43,70 @@ def say(*parts, quiet: bool = False, file=None) -> None:
     tqdm.write(' '.join(str(p) for p in parts), file=f)
     f.flush()
 
-# %% ../nbs/03_progress.ipynb #c009
+# %% ../nbs/03_progress.ipynb #c012
+_NUM, _INT, _STR = (int, float), (int,), (str,)
+_FIELDS = {'job': (_STR, False), 'status': (_STR, False), 'done': (_INT, False), 'total': (_INT, False), 'unit': (_STR, False),
+           'updated_at': (_STR, False), 'updated_unix': (_NUM, True), 'heartbeat_every': (_NUM, True), 'rate': (_NUM, True),
+           'eta_seconds': (_NUM, True), 'percent': (_NUM, True), 'message': (_STR, True), 'directory': (_STR, True),
+           'host': (_STR, True), 'pid': (_INT, True), 'restarts': (_INT, True), 'last_checkpoint': (_STR, True),
+           'started_at': (_STR, True), 'idle_seconds': (_NUM, True), 'hung_after': (_NUM, True), 'beat': (_INT, True),
+           'metrics': ((dict,), True)}
+
+def check_progress(s, shown: str) -> dict:
+    "`s` if it is a progress state whose every known field has the right type, else a `ConfigError` naming the field."
+    if not isinstance(s, dict): raise ConfigError(f'{shown} is not a mono3d progress file: it holds a {type(s).__name__}, not an object', 'path')
+    missing = [k for k, (_, opt) in _FIELDS.items() if not opt and k not in s]
+    if missing: raise ConfigError(f'{shown} is not a mono3d progress file: it lacks ' + ', '.join(missing), 'path')
+    for k, (types, opt) in _FIELDS.items():
+        v = s.get(k)
+        if v is None and opt: continue
+        ok = isinstance(v, types) and not isinstance(v, bool) and (not isinstance(v, float) or math.isfinite(v))
+        if not ok: raise ConfigError(f'{shown} field {k!r} must be {"a number" if types is _NUM else "an integer" if types is _INT else "a " + types[0].__name__}'
+                                     f', got {printable(repr(v))[:80]}', 'path')
+    if s['status'] not in STATUSES + (HUNG,):
+        raise ConfigError(f'{shown} field \'status\' must be one of {", ".join(STATUSES + (HUNG,))}, got {printable(repr(s["status"]))[:80]}', 'path')
+    try: _parse_utc(s['updated_at'])
+    except ValueError: raise ConfigError(f'{shown} field \'updated_at\' must be a time like 2026-11-22T16:04:28Z, got {printable(repr(s["updated_at"]))[:80]}', 'path') from None
+    return s
+
+def _parse_utc(ts: str) -> float:
+    import calendar
+    return calendar.timegm(time.strptime(ts, '%Y-%m-%dT%H:%M:%SZ'))
+
+# %% ../nbs/03_progress.ipynb #c014
+def observe(where) -> tuple[dict, float | None]:
+    """`(progress.json state, its modification time)` from a job directory or any fsspec URL it publishes to; the
+    time is None where the storage does not say. Missing or malformed: a `ConfigError` (credentials redacted)."""
+    w = str(where)
+    if '://' not in w:
+        p = Path(w) / PROGRESS_JSON
+        if not p.is_file(): raise ConfigError(f'no {PROGRESS_JSON} in {printable(w)} (is it a mono3d job directory?)', 'path')
+        text, shown, mtime = p.read_bytes(), printable(p), p.stat().st_mtime
+    else:
+        text, shown, mtime = _read_remote(w)
+    try: s = json.loads(text)
+    except (ValueError, RecursionError) as e: raise ConfigError(f'{shown} is not valid JSON ({e}); is it being written by something other than mono3d?', 'path') from None
+    return check_progress(s, shown), mtime
+
+def _read_remote(w: str):
+    from mono3d.publish import register_secrets
+    import fsspec
+    register_secrets(w); shown = printable(redact_url(w.rstrip('/') + '/' + PROGRESS_JSON))
+    try:
+        fs, root = fsspec.core.url_to_fs(w)
+        path = f"{root.rstrip('/')}/{PROGRESS_JSON}"
+        text = fs.cat_file(path)
+    except FileNotFoundError: raise ConfigError(f'no {PROGRESS_JSON} at {printable(redact_url(w))} (is it where the job publishes?)', 'path') from None
+    except Exception as e: raise OSError(redact(f'cannot read {shown}: {type(e).__name__}: {e}')) from None
+    try: mtime = fs.modified(path).timestamp()
+    except Exception: mtime = None          # not every storage keeps a modification time
+    return text, shown, mtime
+
+def read_progress(where) -> dict:
+    "The checked `progress.json` state of a job (see `observe`)."
+    return observe(where)[0]
+
+# %% ../nbs/03_progress.ipynb #c016
 class StopRequested(Exception):
     "Raised by a job that stopped because of SIGTERM/SIGINT; `signum` tells which."
     def __init__(self, signum: int):
@@ -69,193 +115,249 @@ class StopRequested(Exception):
     @property
     def exit_code(self) -> int: return 128 + self.signum
 
-# %% ../nbs/03_progress.ipynb #c011
-def _write_state(path: Path, text: str) -> None:
-    """Atomically, as always; but on a full disk (where the temporary copy cannot be made) overwrite in place, so that
-    the job's last word (FAILED: no space left) still reaches the file instead of a stale RUNNING."""
-    try: atomic_write(path, text)
-    except OSError as e:
-        if e.errno != errno.ENOSPC: raise
-        with open(path, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-
+# %% ../nbs/03_progress.ipynb #c018
 class ProgressFile:
     """Keeps `PROGRESS.txt` and `progress.json` of one long job current, with a heartbeat thread and a quiet bar.
     `renderers` maps more file names to functions `(state, directory) -> text` written at the same moments
-    (the job adds its status page this way); `publish_to` mirrors them all to an fsspec URL."""
+    (the job adds its status page this way); `publish_to` mirrors them all to an fsspec URL. A live job whose
+    work has not moved (no `update` or `tick`) for `hung_after` heartbeats is reported `HUNG`."""
     def __init__(self, directory, total: int, job: str = 'job', unit: str = 'items', done: int = 0,
                  write_every: float = 30.0, heartbeat_every: float = 30.0, bar: bool = True, stream=None,
-                 publish_to: str | None = None, publish_every: float = 60.0, renderers: dict[str, Callable] | None = None):
-        for n, v in (('write_every', write_every), ('heartbeat_every', heartbeat_every)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f'{n} must be a finite number of seconds > 0, got {v!r}', n)
-        self.renderers = dict(renderers or {})
-        self.dir, self.job, self.unit = Path(directory), job, unit
+                 publish_to: str | None = None, publish_every: float = 60.0, renderers: dict[str, Callable] | None = None,
+                 hung_after: float = 10.0):
+        for n, v in (('write_every', write_every), ('heartbeat_every', heartbeat_every), ('hung_after', hung_after)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 86400:
+                raise ConfigError(f'{n} must be a number in (0, 86400], got {v!r}', n)
+        self.renderers, self.dir, self.job, self.unit = dict(renderers or {}), Path(directory), job, unit
         self.total, self.done, self.done_at_start = int(total), int(done), int(done)
-        self.write_every, self.heartbeat_every = float(write_every), float(heartbeat_every)
+        self.write_every, self.heartbeat_every, self.hung_after = float(write_every), float(heartbeat_every), float(hung_after)
         self.stream = stream if stream is not None else sys.stdout
-        self.status, self.message, self.metrics, self.last_checkpoint = RUNNING, '', {}, None
+        self.status, self.message, self.metrics, self.last_checkpoint, self.beat = RUNNING, '', {}, None, 0
         self.dir.mkdir(parents=True, exist_ok=True)
         self.publisher = Publisher(self.dir, publish_to, every=publish_every) if publish_to else None
-        try: prev = read_progress(self.dir)
-        except (ConfigError, OSError): prev = None
-        same_job = bool(prev) and prev.get('job') == job
-        self.started_at = prev.get('started_at', utc_now()) if same_job else utc_now()
-        self.restarts = int(prev.get('restarts', 0)) + 1 if same_job else 0
-        if same_job and self.last_checkpoint is None: self.last_checkpoint = prev.get('last_checkpoint')
+        self._resume_from(self._previous())
         self.process_started_at, self._t0 = utc_now(), time.monotonic()
-        self._last_write, self._lock, self._stop_evt, self._thread = 0.0, threading.Lock(), threading.Event(), None
-        self._bar = None
-        if bar:
-            tty = hasattr(sys.stderr, 'isatty') and sys.stderr.isatty()
-            # outside a terminal (papermill, CI logs) each refresh is a new line: refresh rarely
-            self._bar = tqdm(total=self.total, initial=self.done, unit=unit[:-1] if unit.endswith('s') else unit,
-                             desc=job, mininterval=0.5 if tty else self.heartbeat_every, file=sys.stderr,
-                             dynamic_ncols=tty, leave=True)
+        self._last_write, self._last_activity, self._lock = 0.0, self._t0, threading.Lock()
+        self._stopped, self._thread = threading.Event(), None
+        self._bar = self._make_bar() if bar else None
 
-    # --- derived figures -------------------------------------------------------------------------------
-    @property
-    def elapsed(self) -> float: return time.monotonic() - self._t0
-    @property
-    def rate(self) -> float | None:
-        n = self.done - self.done_at_start
-        return n / self.elapsed if n > 0 and self.elapsed > 0 else None
-    @property
-    def eta_seconds(self) -> float | None:
-        if self.done >= self.total: return 0.0
-        r = self.rate
-        return (self.total - self.done) / r if r else None
-    @property
-    def percent(self) -> float: return 100.0 * self.done / self.total if self.total else 100.0
+    def _previous(self) -> dict | None:
+        try: return read_progress(self.dir)
+        except (ConfigError, OSError): return None
 
-    def state(self) -> dict:
-        "Everything `progress.json` holds."
-        eta = self.eta_seconds
-        return {'job': self.job, 'directory': str(self.dir.resolve()), 'status': self.status, 'message': self.message,
-                'done': self.done, 'total': self.total, 'percent': round(self.percent, 2), 'unit': self.unit,
-                'rate': self.rate, 'eta_seconds': eta,
-                'eta_at': None if eta is None else time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + eta)),
-                'started_at': self.started_at, 'process_started_at': self.process_started_at, 'updated_at': utc_now(),
-                'updated_unix': round(time.time(), 3),
-                'restarts': self.restarts, 'last_checkpoint': self.last_checkpoint, 'pid': os.getpid(),
-                'host': socket.gethostname(), 'heartbeat_every': self.heartbeat_every, 'metrics': self.metrics}
+    def _resume_from(self, prev: dict | None) -> None:
+        "Keep the first start time, the restart count and the last checkpoint of an earlier process of this job."
+        same = bool(prev) and prev.get('job') == self.job
+        self.started_at = prev.get('started_at') or utc_now() if same else utc_now()
+        self.restarts = int(prev.get('restarts') or 0) + 1 if same else 0
+        self.last_checkpoint = prev.get('last_checkpoint') if same else None
 
-    @staticmethod
-    def render_text(s: dict) -> str:
-        "The `PROGRESS.txt` text for a `progress.json` state."
-        rate = f"{s['rate']:.2f} {s['unit']}/s (this process)" if s.get('rate') else 'not measured yet'
-        eta = 'done' if s['done'] >= s['total'] and s['status'] == COMPLETE else format_duration(s['eta_seconds'])
-        if s.get('eta_at') and s['status'] == RUNNING: eta += f" (at {s['eta_at']})"
-        lines = [f"mono3d {s['job']}: {s['directory']}",
-                 f"Status: {s['status']}" + (f" ({s['message']})" if s.get('message') else ''),
-                 f"Completed: {s['done']}/{s['total']} ({s['percent']:.1f}%) {s['unit']}",
-                 f"ETA: {eta}", f"Rate: {rate}", f"Last update: {s['updated_at']}",
-                 f"Started: {s['started_at']} (this process: {s['process_started_at']}, restarts: {s['restarts']})",
-                 f"Last checkpoint: {s['last_checkpoint'] or 'none yet'}",
-                 f"Host: {s['host']} (pid {s['pid']}), heartbeat every {s['heartbeat_every']:g}s"]
-        if s.get('metrics'):
-            lines.append('Metrics:')
-            lines += [f'  {k}: {v:.6g}' if isinstance(v, float) else f'  {k}: {v}' for k, v in s['metrics'].items()]
-        if s['status'] == COMPLETE: lines.append(COMPLETE)
-        return '\n'.join(lines) + '\n'
+    def _make_bar(self):
+        tty = hasattr(sys.stderr, 'isatty') and sys.stderr.isatty()
+        # outside a terminal (papermill, CI logs) each refresh is a new line: refresh rarely
+        return tqdm(total=self.total, initial=self.done, unit=self.unit[:-1] if self.unit.endswith('s') else self.unit,
+                    desc=self.job, mininterval=0.5 if tty else self.heartbeat_every, file=sys.stderr, dynamic_ncols=tty, leave=True)
 
-    # --- writing -----------------------------------------------------------------------------------------
-    def write(self) -> dict:
-        "Rewrite the files now (atomically; the essential `progress.json` first) and nudge the publisher."
-        with self._lock:
-            s = self.state()
-            _write_state(self.dir / PROGRESS_JSON, json.dumps(s, indent=1))
-            _write_state(self.dir / PROGRESS_TXT, self.render_text(s))
-            for name, render in self.renderers.items():
-                try: atomic_write(self.dir / name, render(s, self.dir))
-                except OSError as e: print(f'[progress] could not write {name}: {e}', file=sys.stderr, flush=True)
-            self._last_write = time.monotonic()
-        if self.publisher is not None: self.publisher.notify()
-        return s
+# %% ../nbs/03_progress.ipynb #c021
+@patch(as_prop=True)
+def elapsed(self: ProgressFile) -> float: return time.monotonic() - self._t0
 
-    def update(self, done: int | None = None, metrics: dict | None = None, last_checkpoint: str | None = None,
-               force: bool = False) -> None:
-        "Record progress; the files are rewritten when `write_every` has passed, at a checkpoint, or when forced."
-        if done is not None:
-            if self._bar is not None: self._bar.update(int(done) - self.done)
-            self.done = int(done)
-        if metrics:
-            with self._lock: self.metrics.update(metrics)      # the heartbeat thread serialises them under the lock
-        if last_checkpoint is not None: self.last_checkpoint, force = last_checkpoint, True
-        if force or time.monotonic() - self._last_write >= self.write_every:
-            try: self.write()
-            except OSError as e:   # reporting must never kill the job it reports on (e.g. a full disk)
-                print(f'[progress] could not write {PROGRESS_TXT}: {e}', file=sys.stderr, flush=True)
+@patch(as_prop=True)
+def rate(self: ProgressFile) -> float | None:
+    n = self.done - self.done_at_start
+    return n / self.elapsed if n > 0 and self.elapsed > 0 else None
 
-    def heartbeat_line(self) -> str:
+@patch(as_prop=True)
+def eta_seconds(self: ProgressFile) -> float | None:
+    if self.status == COMPLETE or (self.total and self.done >= self.total): return 0.0
+    r = self.rate
+    return (self.total - self.done) / r if r and self.status == RUNNING and self.total else None
+
+@patch(as_prop=True)
+def percent(self: ProgressFile) -> float:
+    if not self.total: return 100.0 if self.status == COMPLETE else 0.0
+    return 100.0 * min(self.done, self.total) / self.total
+
+@patch(as_prop=True)
+def idle_seconds(self: ProgressFile) -> float:
+    "Seconds since the job last reported any work (`update` or `tick`)."
+    return time.monotonic() - self._last_activity
+
+# %% ../nbs/03_progress.ipynb #c024
+@patch
+def state(self: ProgressFile) -> dict:
+    "Everything `progress.json` holds."
+    eta, idle = self.eta_seconds, self.idle_seconds
+    hung = self.status == RUNNING and idle > self.hung_after * self.heartbeat_every
+    return {'job': self.job, 'directory': str(self.dir.resolve()), 'status': HUNG if hung else self.status,
+            'message': redact(self.message), 'done': self.done, 'total': self.total, 'percent': round(self.percent, 2),
+            'unit': self.unit, 'rate': self.rate, 'eta_seconds': eta,
+            'eta_at': None if eta is None else time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + eta)),
+            'started_at': self.started_at, 'process_started_at': self.process_started_at, 'updated_at': utc_now(),
+            'updated_unix': round(time.time(), 3), 'beat': self.beat, 'idle_seconds': round(idle, 3),
+            'hung_after': self.hung_after, 'restarts': self.restarts, 'last_checkpoint': self.last_checkpoint,
+            'pid': os.getpid(), 'host': socket.gethostname(), 'heartbeat_every': self.heartbeat_every, 'metrics': dict(self.metrics)}
+
+# %% ../nbs/03_progress.ipynb #c027
+def _status_line(s: dict) -> str:
+    if s['status'] == HUNG:
+        return (f"Status: HUNG (the process is alive, but its work has not moved for {format_duration(s.get('idle_seconds'))}: "
+                f"stuck at {s['done']}/{s['total']} {s['unit']}" + (f"; {s['message']}" if s.get('message') else '') + ')')
+    return f"Status: {s['status']}" + (f" ({s['message']})" if s.get('message') else '')
+
+def render_text(s: dict) -> str:
+    "The `PROGRESS.txt` text for a `progress.json` state."
+    rate = f"{s['rate']:.2f} {s['unit']}/s (this process)" if s.get('rate') else 'not measured yet'
+    eta = 'done' if s['status'] == COMPLETE else format_duration(s['eta_seconds']) if s['status'] == RUNNING else f"none ({s['status']})"
+    if s.get('eta_at') and s['status'] == RUNNING: eta += f" (at {s['eta_at']})"
+    total = s['total'] if s['total'] or s['status'] == COMPLETE else '?'
+    lines = [f"mono3d {s['job']}: {s['directory']}", _status_line(s),
+             f"Completed: {s['done']}/{total} ({s['percent']:.1f}%) {s['unit']}",
+             f"ETA: {eta}", f"Rate: {rate}", f"Last update: {s['updated_at']}",
+             f"Started: {s['started_at']} (this process: {s['process_started_at']}, restarts: {s['restarts']})",
+             f"Last checkpoint: {s['last_checkpoint'] or 'none yet'}",
+             f"Host: {s['host']} (pid {s['pid']}), heartbeat every {s['heartbeat_every']:g}s"]
+    if s.get('metrics'):
+        lines.append('Metrics:')
+        lines += [f'  {k}: {v:.6g}' if isinstance(v, float) else f'  {k}: {v}' for k, v in s['metrics'].items()]
+    if s['status'] == COMPLETE: lines.append(COMPLETE)
+    return '\n'.join(lines) + '\n'
+
+# %% ../nbs/03_progress.ipynb #c030
+def _write_state(path: Path, text: str) -> None:
+    try: atomic_write(path, text)
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+
+@patch
+def write(self: ProgressFile) -> dict:
+    "Rewrite the files now and nudge the publisher."
+    with self._lock:
+        self.beat += 1
         s = self.state()
-        extra = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in list(self.metrics.items())[:4])
-        return (f"[heartbeat] {s['updated_at']} {self.job} {self.done}/{self.total} ({self.percent:.1f}%) {self.unit} "
-                f"ETA {format_duration(s['eta_seconds'])} {self.status}" + (f' {extra}' if extra else ''))
+        _write_state(self.dir / PROGRESS_JSON, json.dumps(s, indent=1))
+        _write_state(self.dir / PROGRESS_TXT, render_text(s))
+        for name, render in self.renderers.items():
+            try: atomic_write(self.dir / name, render(s, self.dir))
+            except OSError as e: print(f'[progress] could not write {name}: {e}', file=sys.stderr, flush=True)
+        self._last_write = time.monotonic()
+    if self.publisher is not None: self.publisher.notify()
+    return s
 
-    def _beat(self):
-        while not self._stop_evt.wait(self.heartbeat_every):
-            try:
-                say(self.heartbeat_line(), file=self.stream)
-                self.write()
-            except Exception as e:  # a heartbeat must never kill the job it reports on
-                print(f'[heartbeat] could not write progress: {e}', file=sys.stderr, flush=True)
+# %% ../nbs/03_progress.ipynb #c032
+@patch
+def update(self: ProgressFile, done: int | None = None, metrics: dict | None = None, last_checkpoint: str | None = None,
+           force: bool = False) -> None:
+    "Record progress; the files are rewritten when `write_every` has passed, at a checkpoint, or when forced."
+    self._last_activity = time.monotonic()
+    if done is not None:
+        if self._bar is not None: self._bar.update(int(done) - self.done)
+        self.done = int(done)
+    if metrics:
+        with self._lock: self.metrics.update(metrics)      # the heartbeat thread serialises them under the lock
+    if last_checkpoint is not None: self.last_checkpoint, force = last_checkpoint, True
+    if force or time.monotonic() - self._last_write >= self.write_every:
+        try: self.write()
+        except OSError as e:   # reporting must never kill the job it reports on (e.g. a full disk)
+            print(f'[progress] could not write {PROGRESS_TXT}: {e}', file=sys.stderr, flush=True)
 
-    # --- lifecycle ---------------------------------------------------------------------------------------
-    def start(self) -> 'ProgressFile':
-        "Mark RUNNING, write the files and start the heartbeat thread."
-        self.status = RUNNING; self.write()
-        self._thread = threading.Thread(target=self._beat, name=f'mono3d-heartbeat-{self.job}', daemon=True)
-        self._thread.start()
-        if self.publisher is not None: self.publisher.start()
-        return self
+@patch
+def tick(self: ProgressFile) -> None:
+    "The job is working (inside a long unit: a validation, a head's epoch): not HUNG."
+    self._last_activity = time.monotonic()
 
-    def finish(self, status: str = COMPLETE, message: str = '', publish_timeout: float = 10.0) -> dict:
-        """Stop the heartbeat and write the final state (`COMPLETE`, `FAILED` or `PREEMPTED`); the last upload
-        waits at most `publish_timeout` seconds."""
-        if status not in STATUSES: raise ValueError(f'status must be one of {STATUSES}, got {status!r}')
-        self._stop_evt.set()
-        if self._thread is not None and self._thread is not threading.current_thread(): self._thread.join()
-        self.status, self.message = status, redact(message)
-        if self._bar is not None: self._bar.close(); self._bar = None
-        try: return self.write()
-        except OSError as e:         # a full disk must not hide the job's own error behind this one
-            print(f'[progress] could not write the final state {status} ({e})', file=sys.stderr, flush=True)
-            return self.state()
-        finally:
-            if self.publisher is not None: self.publisher.close(publish_timeout)   # the remote copy ends on the final state
+# %% ../nbs/03_progress.ipynb #c034
+@patch
+def heartbeat_line(self: ProgressFile) -> str:
+    s = self.state()
+    extra = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in list(s['metrics'].items())[:4])
+    return (f"[heartbeat] {s['updated_at']} {self.job} {self.done}/{self.total} ({s['percent']:.1f}%) {self.unit} "
+            f"ETA {format_duration(s['eta_seconds'])} {s['status']}" + (f' {extra}' if extra else ''))
 
-    def __enter__(self): return self.start()
-    def __exit__(self, typ, exc, tb):
-        if self.status != RUNNING and self._stop_evt.is_set(): return False
-        if exc is None: self.finish(COMPLETE if self.done >= self.total else PREEMPTED)
-        elif isinstance(exc, (StopRequested, KeyboardInterrupt)): self.finish(PREEMPTED, str(exc) or 'interrupted', publish_timeout=3.0)
-        else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
-        return False
+@patch
+def _beat(self: ProgressFile):
+    while not self._stopped.wait(self.heartbeat_every):
+        try:
+            say(self.heartbeat_line(), file=self.stream)
+            self.write()
+        except Exception as e:  # a heartbeat must never kill the job it reports on
+            print(f'[heartbeat] could not write progress: {e}', file=sys.stderr, flush=True)
 
-# %% ../nbs/03_progress.ipynb #c017
-def _parse_utc(ts: str) -> float:
-    import calendar
-    return calendar.timegm(time.strptime(ts, '%Y-%m-%dT%H:%M:%SZ'))
+# %% ../nbs/03_progress.ipynb #c036
+@patch
+def start(self: ProgressFile) -> ProgressFile:
+    "Mark RUNNING, write the files and start the heartbeat thread."
+    self.status = RUNNING; self.write()
+    self._thread = threading.Thread(target=self._beat, name=f'mono3d-heartbeat-{self.job}', daemon=True)
+    self._thread.start()
+    if self.publisher is not None: self.publisher.start()
+    return self
 
-def effective_status(s: dict, now: float | None = None) -> str:
-    "The recorded status, or `STALLED` when a RUNNING job's heartbeat is older than 3 intervals."
+@patch(as_prop=True)
+def finished(self: ProgressFile) -> bool:
+    "Whether `finish` has been called."
+    return self._stopped.is_set()
+
+@patch
+def finish(self: ProgressFile, status: str = COMPLETE, message: str = '', publish_timeout: float = 10.0) -> dict:
+    """Stop the heartbeat and write the final state (`COMPLETE`, `FAILED` or `PREEMPTED`); the last upload
+    waits at most `publish_timeout` seconds."""
+    if status not in STATUSES: raise ValueError(f'status must be one of {STATUSES}, got {status!r}')
+    self._stopped.set()
+    if self._thread is not None and self._thread is not threading.current_thread(): self._thread.join()
+    self.status, self.message = status, redact(message)
+    if self._bar is not None: self._bar.close(); self._bar = None
+    try: return self.write()
+    except OSError as e:         # a full disk must not hide the job's own error behind this one
+        print(f'[progress] could not write the final state {status} ({e})', file=sys.stderr, flush=True)
+        return self.state()
+    finally:
+        if self.publisher is not None: self.publisher.close(publish_timeout)   # the remote copy ends on the final state
+
+@patch
+def __enter__(self: ProgressFile): return self.start()
+
+@patch
+def __exit__(self: ProgressFile, typ, exc, tb):
+    if self.finished: return False
+    if exc is None: self.finish(COMPLETE if self.done >= self.total else PREEMPTED)
+    elif isinstance(exc, (StopRequested, KeyboardInterrupt)): self.finish(PREEMPTED, str(exc) or 'interrupted', publish_timeout=3.0)
+    else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
+    return False
+
+# %% ../nbs/03_progress.ipynb #c042
+def staleness(s: dict, now: float | None = None, mtime: float | None = None) -> tuple[float, str]:
+    "`(seconds since the job last wrote its progress, the clock that says so)`."
     now = time.time() if now is None else now
-    updated = s.get('updated_unix') or _parse_utc(s['updated_at'])   # the float is finer than the text stamp
-    if s.get('status') == RUNNING and now - updated > 3 * float(s.get('heartbeat_every', 30)): return 'STALLED'
+    if mtime is not None: return now - mtime, "the file's modification time"
+    return now - (s.get('updated_unix') or _parse_utc(s['updated_at'])), "the writer's clock (no modification time)"
+
+def effective_status(s: dict, now: float | None = None, mtime: float | None = None, age: float | None = None) -> str:
+    "The recorded status, or `STALLED` when a live-looking job has not written for 3 heartbeat intervals (`age` overrides)."
+    if s.get('status') in (RUNNING, HUNG):
+        age = staleness(s, now, mtime)[0] if age is None else age
+        if age > 3 * float(s.get('heartbeat_every') or 30): return STALLED
     return s.get('status', 'UNKNOWN')
 
-def progress_summary(s: dict, now: float | None = None) -> str:
-    "A compact, human summary of a `progress.json` state."
-    now = time.time() if now is None else now
-    ago = format_duration(now - (s.get('updated_unix') or _parse_utc(s['updated_at'])))
-    st = effective_status(s, now)
-    rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'n/a'
-    lines = [f"{s['job']} {s['directory']}",
-             f"  status:   {st}" + (f" (recorded {s['status']}; no heartbeat for {ago})" if st == 'STALLED' else '')
-             + (f" - {s['message']}" if s.get('message') else ''),
-             f"  progress: {s['done']}/{s['total']} {s['unit']} ({s['percent']:.1f}%), rate {rate}, ETA {format_duration(s.get('eta_seconds'))}",
-             f"  updated:  {s['updated_at']} ({ago} ago) on {s['host']} pid {s['pid']}, restarts {s['restarts']}",
-             f"  last checkpoint: {s.get('last_checkpoint') or 'none'}"]
+# %% ../nbs/03_progress.ipynb #c044
+def progress_summary(s: dict, now: float | None = None, mtime: float | None = None, seen: tuple | None = None) -> str:
+    """A compact, human summary of a `progress.json` state; every value from the file is shown `printable`.
+    `seen` is `(seconds the reader saw the file unchanged, how it knows)` when watching."""
+    age, clock = staleness(s, now, mtime) if seen is None else seen
+    st = effective_status(s, age=age)
+    P = lambda v: printable(v)
+    rate = f"{s['rate']:.3g} {P(s['unit'])}/s" if s.get('rate') else 'n/a'
+    why = (f" (recorded {P(s['status'])}; nothing written for {format_duration(age)} by {clock})" if st == STALLED else
+           f" (alive, but no work for {format_duration(s.get('idle_seconds'))})" if st == HUNG else '')
+    lines = [f"{P(s['job'])} {P(s.get('directory', ''))}",
+             f"  status:   {st}{why}" + (f" - {P(s['message'])}" if s.get('message') else ''),
+             f"  progress: {s['done']}/{s['total']} {P(s['unit'])} ({float(s.get('percent') or 0):.1f}%), rate {rate}, "
+             f"ETA {format_duration(s.get('eta_seconds')) if st == RUNNING else 'none'}",
+             f"  updated:  {P(s['updated_at'])} ({format_duration(age)} ago by {clock}) on {P(s.get('host'))} pid {s.get('pid')}, "
+             f"restarts {s.get('restarts', 0)}",
+             f"  last checkpoint: {P(s.get('last_checkpoint') or 'none')}"]
     if s.get('metrics'):
-        lines.append('  metrics:  ' + ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in s['metrics'].items()))
+        lines.append('  metrics:  ' + ', '.join(f'{P(k)}={v:.4g}' if isinstance(v, float) else f'{P(k)}={P(v)}' for k, v in s['metrics'].items()))
     return '\n'.join(lines)

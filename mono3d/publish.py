@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_publish.ipynb #c003
 from __future__ import annotations
-import http.server, logging, mimetypes, os, re, threading, time
+import http.server, logging, mimetypes, os, re, shutil, threading, time
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit, parse_qsl
 from .config import ConfigError
@@ -12,38 +13,55 @@ from .config import ConfigError
 log = logging.getLogger('mono3d')
 
 # %% auto #0
-__all__ = ['log', 'PUBLISHED', 'redact_url', 'register_secrets', 'redact', 'RedactingFilter', 'check_publish_url', 'Publisher',
-           'RunDirHandler', 'make_server']
+__all__ = ['log', 'PUBLISHED', 'redact_url', 'register_secrets', 'redact', 'public', 'RedactingFilter', 'check_publish_url',
+           'Publisher', 'RunDirHandler', 'make_server']
 
 # %% ../nbs/02_publish.ipynb #c006
-def redact_url(url: str) -> str:
-    "The URL with any `user:password@` and every query value replaced by `***`."
-    u = urlsplit(str(url))
-    if not u.scheme: return str(url)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+
+def _redact_part(part: str) -> str:
+    "One link of an fsspec chain (`scheme://user:password@host/path?key=value`), credentials and query values masked."
+    u = urlsplit(part)
+    if '://' not in part or not u.scheme: return part
     netloc = ('***@' + u.netloc.rsplit('@', 1)[1]) if '@' in u.netloc else u.netloc
     query = re.sub(r'=([^&]*)', '=***', u.query)
     return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
 
+def redact_url(url) -> str:
+    """The URL with every `user:password@` and every query value replaced by `***`, in each link of an fsspec
+    chain (`simplecache::s3://KEY:SECRET@bucket/run`); a plain path is returned as it is."""
+    return '::'.join(_redact_part(p) for p in str(url).split('::'))
+
+# %% ../nbs/02_publish.ipynb #c009
 _SECRETS: set[str] = set()
-_URL_CREDENTIALS = re.compile(r'(?<=://)[^/@\s]+@')
 
 def register_secrets(url) -> None:
-    "Remember the secret parts of `url` (password, user:password, query values) so that `redact` masks them."
+    "Remember the secret parts of `url` (user:password, password, query values; every link of a chain) for `redact`."
     if not url: return
-    u = urlsplit(str(url))
-    if '@' in u.netloc:
-        cred = u.netloc.rsplit('@', 1)[0]
-        _SECRETS.add(cred)
-        if ':' in cred: _SECRETS.add(cred.split(':', 1)[1])
-    for _, v in parse_qsl(u.query, keep_blank_values=True):
-        if len(v) >= 3: _SECRETS.add(v)
+    for part in str(url).split('::'):
+        u = urlsplit(part)
+        if '@' in u.netloc:
+            cred = u.netloc.rsplit('@', 1)[0]
+            _SECRETS.add(cred)
+            if ':' in cred: _SECRETS.add(cred.split(':', 1)[1])
+        for _, v in parse_qsl(u.query, keep_blank_values=True):
+            if len(v) >= 3: _SECRETS.add(v)
 
 def redact(text) -> str:
-    "`text` with every registered secret and any `scheme://user:password@` replaced by `***`."
-    t = _URL_CREDENTIALS.sub('***@', str(text))
+    "`text` with every URL in it redacted (`redact_url`) and every registered secret replaced by `***`."
+    t = _URL.sub(lambda m: redact_url(m.group(0)), str(text))
     for sec in sorted(_SECRETS, key=len, reverse=True): t = t.replace(sec, '***')
     return t
 
+# %% ../nbs/02_publish.ipynb #c012
+def public(obj):
+    "A copy of nested dicts/lists/tuples with every string passed through `redact` (what records and checkpoints store)."
+    if isinstance(obj, str): return redact(obj)
+    if isinstance(obj, dict): return {k: public(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(public(v) for v in obj)
+    return obj
+
+# %% ../nbs/02_publish.ipynb #c015
 class RedactingFilter(logging.Filter):
     "Masks secrets in every record of the logger it is attached to."
     def filter(self, record: logging.LogRecord) -> bool:
@@ -54,7 +72,7 @@ class RedactingFilter(logging.Filter):
 
 if not any(isinstance(f, RedactingFilter) for f in log.filters): log.addFilter(RedactingFilter())
 
-# %% ../nbs/02_publish.ipynb #c009
+# %% ../nbs/02_publish.ipynb #c017
 def check_publish_url(url) -> str | None:
     """Refuse (`ConfigError`) a URL that cannot mean anything; return a warning for one that can work once
     a package is installed, else None."""
@@ -76,7 +94,7 @@ def check_publish_url(url) -> str | None:
             return f'{hint} (publishing to {redact_url(url)} will be retried in the background until it works)'
     return None
 
-# %% ../nbs/02_publish.ipynb #c012
+# %% ../nbs/02_publish.ipynb #c020
 PUBLISHED = ('PROGRESS.txt', 'progress.json', 'status.html', '*.png', '*.gif', 'report.md', 'report.json', 'metrics.json',
              'run.json', 'dataset.json', 'error.log')
 
@@ -166,7 +184,7 @@ class Publisher:
         last.start(); last.join(max(0.1, timeout - (time.monotonic() - t0)))
         return bool(done and done[0])
 
-# %% ../nbs/02_publish.ipynb #c015
+# %% ../nbs/02_publish.ipynb #c023
 class RunDirHandler(http.server.BaseHTTPRequestHandler):
     "GET/HEAD of files inside `server.root`; nothing else."
     server_version = 'mono3d-serve'
@@ -177,6 +195,7 @@ class RunDirHandler(http.server.BaseHTTPRequestHandler):
         if '\x00' in path or '\\' in path: return 403, None
         parts = [p for p in path.split('/') if p not in ('', '.')]
         if '..' in parts: return 403, None
+        if any(p.startswith('.') for p in parts): return 404, None          # hidden files: the lock, temporaries
         root = self.server.root
         target = (root.joinpath(*parts) if parts else root / 'status.html')
         try: real = target.resolve(strict=True)
@@ -185,20 +204,25 @@ class RunDirHandler(http.server.BaseHTTPRequestHandler):
         if not real.is_file(): return 404, None
         return 200, real
 
+    def _refuse_with(self, code: int, body: bool):
+        msg = b'forbidden\n' if code == 403 else b'not found\n'
+        self.send_response(code); self.send_header('Content-Type', 'text/plain; charset=utf-8')
+        self.send_header('Content-Length', str(len(msg))); self.end_headers()
+        if body: self.wfile.write(msg)
+
     def _answer(self, body: bool):
         code, p = self._resolve()
-        if code != 200:
-            msg = b'forbidden\n' if code == 403 else b'not found\n'
-            self.send_response(code); self.send_header('Content-Type', 'text/plain; charset=utf-8')
-            self.send_header('Content-Length', str(len(msg))); self.end_headers()
-            if body: self.wfile.write(msg)
-            return
-        data = p.read_bytes()
-        ctype = mimetypes.guess_type(p.name)[0] or 'application/octet-stream'
-        if ctype.startswith('text/') or ctype == 'application/json': ctype += '; charset=utf-8'
-        self.send_response(200); self.send_header('Content-Type', ctype); self.send_header('Content-Length', str(len(data)))
-        self.send_header('Cache-Control', 'no-store'); self.send_header('X-Content-Type-Options', 'nosniff'); self.end_headers()
-        if body: self.wfile.write(data)
+        if code != 200: return self._refuse_with(code, body)
+        try: f = open(p, 'rb')
+        except OSError: return self._refuse_with(404, body)
+        with f:
+            st = os.fstat(f.fileno())
+            ctype = mimetypes.guess_type(p.name)[0] or 'application/octet-stream'
+            if ctype.startswith('text/') or ctype == 'application/json': ctype += '; charset=utf-8'
+            self.send_response(200); self.send_header('Content-Type', ctype); self.send_header('Content-Length', str(st.st_size))
+            self.send_header('Last-Modified', formatdate(st.st_mtime, usegmt=True))
+            self.send_header('Cache-Control', 'no-store'); self.send_header('X-Content-Type-Options', 'nosniff'); self.end_headers()
+            if body: shutil.copyfileobj(f, self.wfile, 1 << 20)
 
     def do_GET(self): self._answer(True)
     def do_HEAD(self): self._answer(False)
@@ -210,11 +234,13 @@ class RunDirHandler(http.server.BaseHTTPRequestHandler):
         text = (fmt % args).encode('unicode_escape', 'backslashreplace').decode('ascii')
         log.info('serve %s - %s', self.address_string(), text)
 
-def make_server(run_dir, host: str = '127.0.0.1', port: int = 8000) -> http.server.ThreadingHTTPServer:
-    "A read-only HTTP server for `run_dir` (not started); `port=0` picks a free port."
+def make_server(run_dir, host: str = '127.0.0.1', port: int = 8000, timeout: float = 30.0) -> http.server.ThreadingHTTPServer:
+    "A read-only HTTP server for `run_dir` (not started); `port=0` picks a free port; idle connections close after `timeout` s."
     root = Path(run_dir)
     if not root.is_dir(): raise ConfigError(f'run_dir {str(run_dir)!r} is not a directory', 'run_dir')
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535: raise ConfigError(f'port must be an integer in 0..65535, got {port!r}', 'port')
-    srv = http.server.ThreadingHTTPServer((host, port), RunDirHandler)
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600: raise ConfigError(f'timeout must be a number of seconds in (0, 3600], got {timeout!r}', 'timeout')
+    handler = type('Handler', (RunDirHandler,), {'timeout': float(timeout)})     # StreamRequestHandler closes idle sockets
+    srv = http.server.ThreadingHTTPServer((host, port), handler)
     srv.root = root.resolve(); srv.daemon_threads = True
     return srv

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from .config import Config, ConfigError, param
 from .loss import foreground_mask
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['OptimConfig', 'RecipeConfig', 'TrainingPlan', 'object_crops', 'object_clips', 'warmup_cosine', 'tokenizer_step',
-           'WeightAverage']
+__all__ = ['OptimConfig', 'RecipeConfig', 'PlanShape', 'TrainingPlan', 'object_crops', 'object_clips', 'warmup_cosine',
+           'optimisation_step', 'tokenizer_loss', 'tokenizer_step', 'WeightAverage']
 
 # %% ../nbs/08_recipe.ipynb #c006
 @dataclass(frozen=True)
@@ -21,30 +22,38 @@ class OptimConfig(Config):
     "How long and how fast the weights move."
     epochs: int = param(35, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
     steps: int | None = param(None, 'train exactly this many steps instead of epochs (a larger value extends a finished run)',
-                              kind='int', optional=True, lo=1, identity=False)
+                              kind='int', optional=True, lo=1, limit=10 ** 9, identity=False)
     minutes: float | None = param(None, 'train for about this many minutes instead: the number of steps is sized from the step time measured '
-                                  'at the start and recorded, so a resume is exact', kind='float', optional=True, gt=0, hi=1e6)
+                                  'at the start and recorded, so a resume is exact', kind='float', optional=True, gt=0, limit=1e6)
     batch_size: int = param(8, 'full-size videos per step and per process', lo=1, hi=65536)
-    lr: float = param(3e-3, 'peak learning rate (AdamW)', gt=0)
-    warmup_steps: int = param(100, 'steps of linear warm-up to the peak learning rate', lo=0)
+    lr: float = param(3e-3, 'peak learning rate (AdamW)', gt=0, limit=1e15)
+    warmup_steps: int = param(100, 'steps of linear warm-up to the peak learning rate', lo=0, limit=10 ** 9)
     min_lr_ratio: float = param(0.05, 'the cosine ends at this fraction of the peak learning rate', lo=0, hi=1)
-    weight_decay: float = param(0.0, 'AdamW weight decay', lo=0)
-    grad_clip: float = param(1.0, 'clip the gradient norm to this', gt=0)
+    weight_decay: float = param(0.0, 'AdamW weight decay', lo=0, limit=10)
+    grad_clip: float = param(1.0, 'clip the gradient norm to this', gt=0, limit=1e6)
     ema: float = param(0.0, 'decay of an exponential moving average of the weights, used for validation and the final weights (0: off)', lo=0, hi=0.99999)
 
 @dataclass(frozen=True)
 class RecipeConfig(Config):
     "What a training step sees."
-    fg_weight: float = param(10.0, 'extra loss weight of the pixels that differ from the background', lo=0)
-    crop_size: int = param(24, 'side of the object-centred clips of the first steps (0: full frames throughout)', lo=0)
-    crop_frames: int = param(8, 'frames of a clip (0: all frames)', lo=0)
+    fg_weight: float = param(10.0, 'extra loss weight of the pixels that differ from the background', lo=0, limit=1e4)
+    crop_size: int = param(24, 'side of the object-centred clips of the first steps (0: full frames throughout)', lo=0, limit=1024)
+    crop_frames: int = param(8, 'frames of a clip (0: all frames)', lo=0, limit=1024)
     crop_batch_size: int = param(32, 'clips per step and per process, one per video', lo=1, hi=65536)
     full_size_fraction: float = param(0.06, 'the last fraction of the steps trains on full-size videos', lo=0, hi=1)
 
 # %% ../nbs/08_recipe.ipynb #c009
 @dataclass(frozen=True)
+class PlanShape:
+    "The steps of a run, whatever their number: `first_batch` clips, then `batch` videos for the last `last_fraction` of the steps."
+    first_batch: int
+    batch: int
+    videos_per_epoch: int
+    last_fraction: float = 1.0
+
+@dataclass(frozen=True)
 class TrainingPlan:
-    "Which steps train on what: a pure function of the settings and `total`."
+    "Which steps train on what: a pure function of the shape and `total`."
     total: int                  # steps
     clip_steps: int             # the first `clip_steps` steps train on clips
     clip_batch: int             # videos per clip step and process
@@ -52,35 +61,43 @@ class TrainingPlan:
     videos_per_epoch: int       # videos of one process's stream per epoch
 
     @classmethod
-    def make(cls, total: int, recipe: RecipeConfig, optim: OptimConfig, videos_per_epoch: int, clips: bool) -> 'TrainingPlan':
-        clip_steps = round(total * (1 - recipe.full_size_fraction)) if clips else 0
-        return cls(int(total), int(clip_steps), recipe.crop_batch_size, optim.batch_size, int(videos_per_epoch))
+    def make(cls, total: int, shape: PlanShape) -> 'TrainingPlan':
+        return cls(int(total), int(round(total * (1 - shape.last_fraction))), shape.first_batch, shape.batch, int(shape.videos_per_epoch))
 
     @classmethod
-    def for_epochs(cls, epochs: int, recipe: RecipeConfig, optim: OptimConfig, videos_per_epoch: int, clips: bool) -> 'TrainingPlan':
+    def for_epochs(cls, epochs: int, shape: PlanShape) -> 'TrainingPlan':
         "The plan whose steps take `epochs` passes over the stream (the last step may cross into the next pass)."
-        f = recipe.full_size_fraction if clips else 1.0
-        per_step = recipe.crop_batch_size * (1 - f) + optim.batch_size * f
-        return cls.make(max(1, math.ceil(epochs * videos_per_epoch / per_step)), recipe, optim, videos_per_epoch, clips)
+        f = shape.last_fraction
+        per_step = shape.first_batch * (1 - f) + shape.batch * f
+        return cls.make(max(1, math.ceil(epochs * shape.videos_per_epoch / per_step)), shape)
 
-    @classmethod
-    def for_minutes(cls, minutes: float, seconds_per_clip_step: float, seconds_per_full_step: float, recipe: RecipeConfig,
-                    optim: OptimConfig, videos_per_epoch: int, clips: bool, spent: float = 0.0) -> 'TrainingPlan':
-        "The plan whose steps take about `minutes` (of which `spent` seconds are gone), from measured step times."
-        f = recipe.full_size_fraction if clips else 1.0
-        per_step = seconds_per_clip_step * (1 - f) + seconds_per_full_step * f
-        return cls.make(max(1, int((60 * minutes - spent) / per_step)), recipe, optim, videos_per_epoch, clips)
+# %% ../nbs/08_recipe.ipynb #c010
+@patch(cls_method=True)
+def measured(cls: TrainingPlan, minutes: float, seconds_first: float, seconds_full: float, shape: PlanShape, spent: float = 0.0,
+             done: int = 0) -> TrainingPlan:
+    "The plan whose steps take about `minutes` (of which `spent` seconds are gone) at the measured step times; at least `done` + 1 steps."
+    f = shape.last_fraction
+    plan = cls.make(max(1, int((60 * minutes - spent) / (seconds_first * (1 - f) + seconds_full * f))), shape)
+    if plan.total <= done or (f < 1 and plan.clip_steps < done):       # the measured steps are already past the plan's end
+        plan = cls.make(max(plan.total, done + 1), shape)
+        plan = cls(plan.total, max(plan.clip_steps, done) if f < 1 else 0, plan.clip_batch, plan.full_batch, plan.videos_per_epoch)
+    return plan
 
-    def is_clip(self, step: int) -> bool: return step < self.clip_steps
-    def batch(self, step: int) -> int: return self.clip_batch if self.is_clip(step) else self.full_batch
-    def position(self, step: int) -> int:
-        "Where step `step`'s videos start in this process's stream."
-        c = min(step, self.clip_steps)
-        return c * self.clip_batch + (step - c) * self.full_batch
-    def epoch(self, step: int) -> float: return self.position(step) / self.videos_per_epoch
-    def to_dict(self) -> dict: return dict(self.__dict__)
+@patch
+def is_clip(self: TrainingPlan, step: int) -> bool: return step < self.clip_steps
+@patch
+def batch(self: TrainingPlan, step: int) -> int: return self.clip_batch if self.is_clip(step) else self.full_batch
+@patch
+def position(self: TrainingPlan, step: int) -> int:
+    "Where step `step`'s videos start in this process's stream."
+    c = min(step, self.clip_steps)
+    return c * self.clip_batch + (step - c) * self.full_batch
+@patch
+def epoch(self: TrainingPlan, step: int) -> float: return self.position(step) / self.videos_per_epoch
+@patch
+def to_dict(self: TrainingPlan) -> dict: return dict(self.__dict__)
 
-# %% ../nbs/08_recipe.ipynb #c013
+# %% ../nbs/08_recipe.ipynb #c014
 def object_crops(video: torch.Tensor, size: int, generator: torch.Generator | None = None, align: int = 4,
                  jitter: float = 1 / 3, bg: torch.Tensor | None = None) -> torch.Tensor:
     """One square crop per video, all frames kept: `(B, C, T, H, W)` → `(B, C, T, size, size)`.
@@ -120,7 +137,7 @@ def object_clips(video: torch.Tensor, size: int, frames: int, generator: torch.G
     if size and size < video.shape[-1]: video = object_crops(video, size, generator, align=align[1], bg=bg)
     return video
 
-# %% ../nbs/08_recipe.ipynb #c016
+# %% ../nbs/08_recipe.ipynb #c017
 def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1):
     "Multiplier for `LambdaLR`: linear warm-up, then cosine decay to `min_lr_ratio`."
     if warmup_steps < 0 or total_steps < 1: raise ValueError(f'need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps} and {total_steps}')
@@ -130,29 +147,36 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
     return f
 
-def tokenizer_step(model, loss_fn, optimizer, scheduler, video, clip_grad: float = 1.0, autocast: torch.dtype | None = None,
-                   check_loss_first: bool = True) -> dict:
-    """One optimisation step on a batch; returns the loss parts, the learning rate used and the grad norm.
-    Raises `FloatingPointError` before touching the weights when the loss or the gradients are not finite.
-    `autocast` (e.g. `torch.bfloat16`) runs the model's forward in that precision; the loss is always
-    computed in float32. With `check_loss_first=False` (data-parallel training, where every process must
-    reach the gradient all-reduce) a non-finite loss is caught by the gradient norm instead: the all-reduce
-    spreads it to every process, so they all stop at the same step."""
-    model.train()
-    with torch.autocast(device_type=video.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-        recon, codes, aux = model(video)
-    loss, parts = loss_fn(recon.float(), video, aux.float() if torch.is_tensor(aux) else aux)
+def optimisation_step(loss_of, params, optimizer, clip_grad: float = 1.0, check_loss_first: bool = True) -> dict:
+    """One optimisation step: `loss_of()` gives `(loss, parts)`; returns the parts, the learning rate used and the grad
+    norm. Raises `FloatingPointError` before touching the weights when the loss or the gradients are not finite. With
+    `check_loss_first=False` (data-parallel training, where every process must reach the gradient all-reduce) a
+    non-finite loss is caught by the gradient norm instead: the all-reduce spreads it, so all processes stop together."""
+    loss, parts = loss_of()
     if check_loss_first and not math.isfinite(parts['loss']): raise FloatingPointError(f'non-finite loss ({parts["loss"]})')
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    gn = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    gn = torch.nn.utils.clip_grad_norm_(params, clip_grad)
     if not torch.isfinite(gn): raise FloatingPointError(f'non-finite gradient norm ({float(gn)})')
     lr = optimizer.param_groups[0]['lr']
     optimizer.step()   # only reached with finite loss and gradients: a failed step leaves the model as it was
-    if scheduler is not None: scheduler.step()
     return {**parts, 'lr': lr, 'grad_norm': float(gn)}
 
-# %% ../nbs/08_recipe.ipynb #c019
+def tokenizer_loss(model, loss_fn, video, autocast: torch.dtype | None = None):
+    "`(loss, parts)` of a tokenizer on `video`: the forward in `autocast` precision when given, the loss always in float32."
+    with torch.autocast(device_type=video.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        recon, codes, aux = model(video)
+    return loss_fn(recon.float(), video, aux.float() if torch.is_tensor(aux) else aux)
+
+def tokenizer_step(model, loss_fn, optimizer, scheduler, video, clip_grad: float = 1.0, autocast: torch.dtype | None = None,
+                   check_loss_first: bool = True) -> dict:
+    "One optimisation step of a tokenizer on a batch (see `optimisation_step`), then the scheduler's step when given."
+    model.train()
+    out = optimisation_step(lambda: tokenizer_loss(model, loss_fn, video, autocast), model.parameters(), optimizer, clip_grad, check_loss_first)
+    if scheduler is not None: scheduler.step()
+    return out
+
+# %% ../nbs/08_recipe.ipynb #c020
 class WeightAverage:
     "An exponential moving average of a model's parameters (buffers copied), with a state dict for checkpoints."
     def __init__(self, model: torch.nn.Module, decay: float):

@@ -20,7 +20,7 @@ _CSS = """
 *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}
 main{max-width:980px;margin:0 auto;padding:16px}h1{font-size:1.3rem;margin:.2rem 0}.dir{color:var(--mut);word-break:break-all;margin:0 0 .8rem}
 .status{display:inline-block;font-weight:700;padding:.2rem .7rem;border-radius:1rem;color:#fff;background:var(--run)}
-.status.COMPLETE{background:var(--ok)}.status.FAILED,.status.STALLED{background:var(--bad)}.status.PREEMPTED{background:var(--warn)}
+.status.COMPLETE{background:var(--ok)}.status.FAILED,.status.STALLED,.status.HUNG{background:var(--bad)}.status.PREEMPTED{background:var(--warn)}
 .bar{height:14px;background:#e5e5ea;border-radius:7px;overflow:hidden;margin:.8rem 0}.fill{height:100%;background:var(--run)}
 .COMPLETE~.bar .fill{background:var(--ok)}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.5rem 0}
 dt{color:var(--mut)}dd{margin:0;word-break:break-word}table{border-collapse:collapse;margin:.5rem 0}td{padding:.1rem .8rem .1rem 0}
@@ -31,27 +31,42 @@ figcaption{color:var(--mut);font-size:.85rem}@media (max-width:600px){body{font-
 _JS = """
 (function(){
   var s=document.getElementById('status'), upd=parseFloat(s.dataset.updatedUnix), hb=parseFloat(s.dataset.heartbeat),
-      eta=s.dataset.etaSeconds===''?null:parseFloat(s.dataset.etaSeconds), rec=s.dataset.status;
+      eta=s.dataset.etaSeconds===''?null:parseFloat(s.dataset.etaSeconds), rec=s.dataset.status, beat=s.dataset.beat,
+      key='mono3d-beat:'+s.dataset.dir, now=Date.now()/1000, seen=null;
+  try{seen=JSON.parse(sessionStorage.getItem(key)||'null');}catch(e){}
+  if(!seen||seen.beat!==beat){seen={beat:beat,at:now,changed:!!seen};try{sessionStorage.setItem(key,JSON.stringify(seen));}catch(e){}}
+  var lm=Date.parse(document.lastModified)/1000;
   function fmt(x){x=Math.max(0,Math.round(x));var d=Math.floor(x/86400),h=Math.floor(x%86400/3600),m=Math.floor(x%3600/60),c=x%60;
     return (d?d+'d ':'')+h+':'+(m<10?'0':'')+m+':'+(c<10?'0':'')+c;}
+  function age(){var t=Date.now()/1000;
+    if(seen.changed) return [t-seen.at,'this browser, which saw the page change'];
+    var first=isFinite(lm)?[t-lm,'the page\\'s Last-Modified time']:[t-upd,'the writer\\'s clock (no Last-Modified)'];
+    return (t-seen.at>first[0])?[t-seen.at,'this browser, which saw no change']:first;}
   function tick(){
-    var age=Date.now()/1000-upd; document.getElementById('ago').textContent=fmt(age)+' ago';
-    if(rec==='RUNNING'&&age>3*hb){s.textContent='STALLED';s.className='status STALLED';
-      document.getElementById('stalled').textContent='recorded RUNNING, but no heartbeat for '+fmt(age)+' (expected every '+hb+' s)';}
-    if(rec==='RUNNING'&&eta!==null){document.getElementById('eta').textContent=fmt(Math.max(0,eta-age))+' (estimated)';}
+    var a=age(); document.getElementById('ago').textContent=fmt(a[0])+' ago, by '+a[1];
+    if((rec==='RUNNING'||rec==='HUNG')&&a[0]>3*hb){s.textContent='STALLED';s.className='status STALLED';
+      document.getElementById('stalled').textContent='recorded '+rec+', but not rewritten for '+fmt(a[0])+' by '+a[1]+' (expected every '+hb+' s)';}
+    if(rec==='RUNNING'&&eta!==null){document.getElementById('eta').textContent=fmt(Math.max(0,eta-(Date.now()/1000-seen.at)))+' (estimated)';}
   }
   tick(); setInterval(tick,1000);
 })();
 """
+
+def _why(s: dict) -> str:
+    if s.get('status') == 'HUNG':
+        return (f"alive, but its work has not moved for {format_duration(s.get('idle_seconds'))} "
+                f"(stuck at {s.get('done')}/{s.get('total')} {s.get('unit')})" + (f"; {s['message']}" if s.get('message') else ''))
+    return s.get('message') or ''
 
 def render_status_html(s: dict, directory=None) -> str:
     "The status page for a `progress.json` state; the PNG plots and GIF animations in `directory` are inlined."
     e = lambda x: html.escape(str(x), quote=True)
     refresh = int(min(60, max(5, float(s.get('heartbeat_every') or 30))))
     status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
-    eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds'))
+    eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds')) if status == 'RUNNING' else f'none ({status})'
+    total = s['total'] if s['total'] or status == 'COMPLETE' else '?'
     rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'not measured yet'
-    rows = [('Progress', f"Completed: {e(s['done'])}/{e(s['total'])} ({pct:.1f}%) {e(s['unit'])}"),
+    rows = [('Progress', f"Completed: {e(s['done'])}/{e(total)} ({pct:.1f}%) {e(s['unit'])}"),
             ('ETA', f'<span id="eta">{e(eta)}</span>' + (f" (at {e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),
             ('Rate', e(rate)), ('Last update', f"{e(s['updated_at'])} (<span id=\"ago\"></span>)"),
             ('Last checkpoint', e(s.get('last_checkpoint') or 'none yet')),
@@ -74,8 +89,9 @@ def render_status_html(s: dict, directory=None) -> str:
 <body><main>
 <h1>mono3d {e(s.get('job'))}</h1><p class="dir">{e(s.get('directory'))}</p>
 <div id="status" class="status {e(status)}" data-status="{e(status)}" data-updated-unix="{e(s.get('updated_unix') or 0)}"
+ data-beat="{e(s.get('beat') or 0)}" data-dir="{e(s.get('directory'))}"
  data-heartbeat="{e(s.get('heartbeat_every') or 30)}" data-eta-seconds="{'' if s.get('eta_seconds') is None else e(s['eta_seconds'])}">{e(status)}</div>
-<span id="stalled">{e(s.get('message') or '')}</span>
+<span id="stalled">{e(_why(s))}</span>
 <div class="bar"><div class="fill" style="width:{min(max(pct, 0), 100):.1f}%"></div></div>
 <dl>{''.join(f'<dt>{k}</dt><dd id="{k.lower().replace(" ", "-")}">{v}</dd>' for k, v in rows)}</dl>
 {f'<h2>Metrics</h2><table>{metrics}</table>' if metrics else ''}

@@ -14,7 +14,7 @@ from einops import rearrange
 from safetensors.torch import save as safetensors_save, load as safetensors_load
 from vector_quantize_pytorch import FSQ, LFQ
 from .config import Config, ConfigError, param
-from .checkpoint import atomic_write
+from .store import atomic_write
 
 # %% auto #0
 __all__ = ['QUANTIZERS', 'MAX_CODEBOOK', 'TokenizerConfig', 'ResBlock3d', 'Downsample3d', 'Upsample3d', 'Encoder3d', 'Decoder3d',
@@ -31,17 +31,17 @@ def _pow2(name, v):
 class TokenizerConfig(Config):
     "Architecture of a `VideoTokenizer`."
     channels: int = param(16, 'width of the first level of the encoder (and last of the decoder)', lo=1, hi=1024)
-    channel_mults: tuple = param((1, 2, 2), 'width multiplier per level; a downsampling stage between levels', lo=1)
+    channel_mults: tuple = param((1, 2, 2), 'width multiplier per level; a downsampling stage between levels', lo=1, limit=64)
     res_blocks: int = param(1, 'residual blocks per level (the depth)', lo=0, hi=16)
     stem_patch: int = param(2, 'space-to-depth patch of the stem (1 = none)', lo=1, hi=16)
     spatial_downsample: int = param(4, 'total spatial factor: stem patch x strided stages', lo=1, hi=64)
     temporal_downsample: int = param(2, 'total temporal factor', lo=1, hi=64)
     quantizer: str = param('fsq', 'finite scalar quantization or lookup-free quantization', choices=QUANTIZERS)
-    levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2)
+    levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2, limit=2 ** 20)
     lfq_bits: int = param(10, 'LFQ: latent channels = bits, codebook = 2**bits', lo=1, hi=20)
     entropy_weight: float = param(0.002, 'FSQ: weight of the entropy penalty on soft code assignments (sharp per token, '
-                                         'spread over the batch); 0 = off; LFQ keeps its own entropy loss', lo=0)
-    norm_groups: int = param(8, 'GroupNorm groups (every level width must be divisible by it)', lo=1)
+                                         'spread over the batch); 0 = off; LFQ keeps its own entropy loss', lo=0, limit=100)
+    norm_groups: int = param(8, 'GroupNorm groups (every level width must be divisible by it)', lo=1, limit=1024)
 
     def check(self):
         for m in self.channel_mults:
@@ -186,6 +186,15 @@ def fsq_entropy_penalty(latent: torch.Tensor, levels, temperature: float = 0.1) 
     return per_token - batch
 
 # %% ../nbs/10_tokenizer.ipynb #c020
+def _saved_config(cfg_path: Path) -> dict:
+    "The `config` of a tokenizer's `.json`, or a `ConfigError` that names the file and what is wrong with it."
+    try: d = json.loads(cfg_path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f'{cfg_path} cannot be read as JSON ({type(e).__name__}); it must be the .json that save() wrote', 'path') from None
+    if not isinstance(d, dict): raise ConfigError(f'{cfg_path} must hold an object with a "config", got a {type(d).__name__}', 'path')
+    if not isinstance(d.get('config'), dict): raise ConfigError(f"{cfg_path} has no 'config' object; it must be the .json that save() wrote", 'path')
+    return d['config']
+
 class VideoTokenizer(nn.Module):
     "Video → integer tokens → video. Input `(B, 3, T, H, W)` float in [0, 1]."
     def __init__(self, config: TokenizerConfig | None = None):
@@ -290,6 +299,6 @@ class VideoTokenizer(nn.Module):
         path = Path(path); cfg_path = path.with_suffix('.json')
         for p in (path, cfg_path):
             if not p.is_file(): raise FileNotFoundError(f'tokenizer file {p} does not exist (save() writes {path.name} and {cfg_path.name})')
-        model = cls(TokenizerConfig.from_dict(json.loads(cfg_path.read_text())['config']))
+        model = cls(TokenizerConfig.from_dict(_saved_config(cfg_path)))
         model.load_state_dict(safetensors_load(path.read_bytes()), strict=True)
         return model.to(map_location)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import run_cli, read_json, wait_for
 from mono3d.train import TrainConfig, fit
-from mono3d.checkpoint import ManifestStore
+from mono3d.store import ManifestStore
 from conftest import shard_hashes
 
 # 80 training videos, 40 per process; per process a step takes 8 clips (the first 75 %) or 4 full videos

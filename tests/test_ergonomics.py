@@ -9,12 +9,12 @@ from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd
 
 
 def ManifestStore(*a, **k):
-    from mono3d.checkpoint import ManifestStore as M      # imported when a test runs: the file collects against any version
+    from mono3d.store import ManifestStore as M      # imported when a test runs: the file collects against any version
     return M(*a, **k)
 
 
 def sha256_file(p):
-    from mono3d.checkpoint import sha256_file as f
+    from mono3d.store import sha256_file as f
     return f(p)
 
 ROOT = Path(__file__).resolve().parent.parent

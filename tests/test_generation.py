@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, start_cli, shard_hashes, read_json, wait_for
 from mono3d.data import generate_dataset, load_dataset, CLASSES
-from mono3d.checkpoint import ManifestStore
+from mono3d.store import ManifestStore
 
 TS = re.compile(r'Last update: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)')
 

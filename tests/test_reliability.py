@@ -11,7 +11,7 @@ from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd, shard_has
 
 def _m3d():
     "mono3d's pieces, imported when a test runs (so that this file collects against any version, as its TDD record needs)."
-    from mono3d import checkpoint, data
+    from mono3d import store as checkpoint, data
     return checkpoint, data
 
 
@@ -125,7 +125,7 @@ def test_a_zombie_writers_temporary_is_removed(tmp_path):
     time, but dead. A run started in that window must still remove the temporary such a writer left."""
     out = tmp_path / 'ds'
     generate_dataset(out, 500, checkpoint_interval=250, frames=8, image_size=32, bar=False)
-    code = ('import sys; from pathlib import Path; from mono3d.checkpoint import temporary_name; '
+    code = ('import sys; from pathlib import Path; from mono3d.store import temporary_name; '
             't = temporary_name(Path(sys.argv[1]) / "checkpoint_00000500.npz"); t.write_bytes(b"half a shard"); print(t, flush=True)')
     writer = subprocess.Popen([sys.executable, '-c', code, str(out)], stdout=subprocess.PIPE, text=True)
     try:

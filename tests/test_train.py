@@ -7,7 +7,7 @@ import torch
 from conftest import run_cli, start_cli, read_json, wait_for
 from mono3d.train import TrainConfig, fit
 from mono3d.tokenizer import VideoTokenizer
-from mono3d.checkpoint import ManifestStore
+from mono3d.store import ManifestStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # a tiny but real configuration: 80 training + 16 held-out videos of 8x32x32; the first 75 % of the steps train on
