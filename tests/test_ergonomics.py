@@ -200,7 +200,7 @@ def test_module_notebooks_show_their_results_within_a_size_budget():
         total += size
         assert outs, f'{nb.name} has no outputs: run scripts/run_notebooks.py'
         assert size <= NOTEBOOK_OUTPUT_BUDGET, f'{nb.name} outputs take {size:,} bytes (budget {NOTEBOOK_OUTPUT_BUDGET:,})'
-    for nb in ('06_data.ipynb', '11_plots.ipynb', '12_train.ipynb'):
+    for nb in ('06_data.ipynb', '11_plots.ipynb', '13_train.ipynb'):
         cells = json.loads((ROOT / 'nbs' / nb).read_text())['cells']
         kinds = {k for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', []) for k in o.get('data', {})}
         assert kinds & {'image/png', 'image/gif'}, f'{nb} shows no figure'
