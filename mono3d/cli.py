@@ -14,19 +14,7 @@ from .job import run_as_command
 # %% auto #0
 __all__ = ['STATUS_EXIT', 'JOBS', 'build_parser', 'main']
 
-# %% ../nbs/19_cli.ipynb #c005
-def _add_status(sub):
-    p = sub.add_parser('status', help="show a job's progress from its directory or the URL it publishes to",
-                       description='Summarise the progress.json of a job (a directory or any fsspec URL it publishes to); '
-                                   'STALLED when a RUNNING job has not written for 3 heartbeat intervals; HUNG when it is '
-                                   'alive but its work has not moved. Exit: 0 running or complete, 1 FAILED, 3 STALLED, '
-                                   '4 PREEMPTED, 5 HUNG, 2 no readable progress file.')
-    p.add_argument('path', help='job directory (dataset, run or evaluation directory) or URL (e.g. s3://bucket/run)')
-    p.add_argument('--json', action='store_true', help='print progress.json as it is')
-    p.add_argument('--watch', action='store_true', help='refresh until the job ends (COMPLETE, FAILED or PREEMPTED) or Ctrl-C')
-    p.add_argument('--every', type=float, default=5.0, help='seconds between refreshes with --watch (default: 5)')
-    p.set_defaults(func=_run_status)
-
+# %% ../nbs/19_cli.ipynb #c006
 STATUS_EXIT = {'RUNNING': 0, 'COMPLETE': 0, 'FAILED': 1, 'STALLED': 3, 'PREEMPTED': 4, 'HUNG': 5}
 
 def _print(text: str) -> bool:
@@ -55,6 +43,7 @@ def _run_status(a) -> int:
         try: time.sleep(a.every)
         except KeyboardInterrupt: return 0
 
+# %% ../nbs/19_cli.ipynb #c008
 def _seen(prev, s: dict):
     """While watching: `(the file's beat, when this reader first saw that beat, whether it has seen the beat change)`.
     Once the reader has seen a change, it judges staleness by its own clock alone."""
@@ -62,6 +51,20 @@ def _seen(prev, s: dict):
     if prev is None: return (beat, now, False)
     return (beat, now, True) if prev[0] != beat else prev
 
+# %% ../nbs/19_cli.ipynb #c010
+def _add_status(sub):
+    p = sub.add_parser('status', help="show a job's progress from its directory or the URL it publishes to",
+                       description='Summarise the progress.json of a job (a directory or any fsspec URL it publishes to); '
+                                   'STALLED when a RUNNING job has not written for 3 heartbeat intervals; HUNG when it is '
+                                   'alive but its work has not moved. Exit: 0 running or complete, 1 FAILED, 3 STALLED, '
+                                   '4 PREEMPTED, 5 HUNG, 2 no readable progress file.')
+    p.add_argument('path', help='job directory (dataset, run or evaluation directory) or URL (e.g. s3://bucket/run)')
+    p.add_argument('--json', action='store_true', help='print progress.json as it is')
+    p.add_argument('--watch', action='store_true', help='refresh until the job ends (COMPLETE, FAILED or PREEMPTED) or Ctrl-C')
+    p.add_argument('--every', type=float, default=5.0, help='seconds between refreshes with --watch (default: 5)')
+    p.set_defaults(func=_run_status)
+
+# %% ../nbs/19_cli.ipynb #c013
 def _add_serve(sub):
     p = sub.add_parser('serve', help='serve a run directory read-only over HTTP (its status page at /)',
                        description='Serve the files of RUN_DIR (GET/HEAD only, nothing outside it, no listings). '
@@ -82,11 +85,16 @@ def _run_serve(a) -> int:
     finally: srv.server_close()
     return 0
 
+# %% ../nbs/19_cli.ipynb #c016
 # the job commands parse their own flags (from their configs, in modules that import torch): only named here
-JOBS = {'generate': ('mono3d.data', 'generate (or resume, or extend) a synthetic video dataset'),
-        'train': ('mono3d.train', 'train the video tokenizer (running it again resumes)'),
-        'evaluate': ('mono3d.evaluate', 'evaluate a trained tokenizer (running it again resumes)'),
-        'preview': ('mono3d.plots', 'write an animated GIF of a few videos of a dataset, one per class (DATA_DIR/preview.gif)')}
+JOBS = {'generate': ('mono3d.data', 'main', 'generate (or resume, or extend) a synthetic video dataset'),
+        'train': ('mono3d.train', 'main', 'train the video tokenizer (running it again resumes)'),
+        'evaluate': ('mono3d.evaluate', 'main', 'evaluate a trained tokenizer (running it again resumes)'),
+        'tokens': ('mono3d.tokens', 'main', "tokenize a dataset with a finished tokenizer run into a token cache"),
+        'prior': ('mono3d.prior', 'main', 'train the prior (a masked-token transformer) over a tokenizer\'s codes'),
+        'sample': ('mono3d.prior', 'sample_main', 'sample videos of a class from a trained prior, or continue real videos'),
+        'evaluate-prior': ('mono3d.evaluate_prior', 'main', 'evaluate a trained prior against controls (running it again resumes)'),
+        'preview': ('mono3d.plots', 'preview_main', 'write an animated GIF of a few videos of a dataset, one per class (DATA_DIR/preview.gif)')}
 
 def _version() -> str:
     import mono3d
@@ -97,22 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
                                  '`mono3d COMMAND -h` shows the flags of a command.')
     ap.add_argument('--version', action='version', version=_version())
     sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for name, (_, text) in JOBS.items(): sub.add_parser(name, help=text, add_help=False)
+    for name, (_, _, text) in JOBS.items(): sub.add_parser(name, help=text, add_help=False)
     _add_status(sub); _add_serve(sub)
     return ap
 
-# %% ../nbs/19_cli.ipynb #c006
+# %% ../nbs/19_cli.ipynb #c018
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mono3d` console script; returns the exit code."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] and argv[0] in JOBS:
         import importlib
-        mod = importlib.import_module(JOBS[argv[0]][0])
-        return (mod.preview_main if argv[0] == 'preview' else mod.main)(argv[1:])
+        module, function, _ = JOBS[argv[0]]
+        return getattr(importlib.import_module(module), function)(argv[1:])
     logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
     a = build_parser().parse_args(argv)
     return run_as_command(a.command, lambda: a.func(a))
 
-# %% ../nbs/19_cli.ipynb #c007
+# %% ../nbs/19_cli.ipynb #c020
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, dataclasses, json, math, numbers, os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['KINDS', 'SEED_MAX', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'load_config_file',
@@ -18,7 +19,7 @@ class ConfigError(ValueError):
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message); self.param = param
 
-# %% ../nbs/00_config.ipynb #c009
+# %% ../nbs/00_config.ipynb #c010
 KINDS = ('int', 'float', 'bool', 'str', 'ints', 'path', 'config')
 SEED_MAX = 2 ** 63 - 1      # what torch.manual_seed and numpy's SeedSequence both take, with room for seed + k
 
@@ -33,7 +34,7 @@ def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=No
     when it is passed). `identity=False` marks a field that may change when a job is resumed (a progress interval,
     a device); `flag` overrides the flat name."""
     if kind is None:
-        if isinstance(default, Config): kind = 'config'
+        if dataclasses.is_dataclass(default) and not isinstance(default, type): kind = 'config'      # a nested part
         elif isinstance(default, bool): kind = 'bool'
         elif isinstance(default, int): kind = 'int'
         elif isinstance(default, float): kind = 'float'
@@ -51,7 +52,7 @@ def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=No
         return dataclasses.field(default_factory=lambda: cls.from_dict(values), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
-# %% ../nbs/00_config.ipynb #c011
+# %% ../nbs/00_config.ipynb #c013
 def _bounds(m) -> str:
     lo, hi, gt = m['lo'], m['hi'], m['gt']
     if lo is not None and hi is not None: return f' in [{lo}, {hi}]'
@@ -97,7 +98,7 @@ def check_value(name: str, value, meta: dict):
     if m.get('limit') is not None and v > m['limit']: bad(f'{what} <= {m["limit"]} (the most this machine can honour)')
     return v
 
-# %% ../nbs/00_config.ipynb #c015
+# %% ../nbs/00_config.ipynb #c017
 class Config:
     "Base of every mono3d configuration (a frozen dataclass whose fields come from `param`)."
     def __post_init__(self):
@@ -113,98 +114,82 @@ class Config:
     def check(self) -> None:
         "Rules that involve several fields (raise `ConfigError`); the fields themselves are checked already."
 
-    # --- the flat view --------------------------------------------------------------------------------------
-    @classmethod
-    def flat_fields(cls) -> list[tuple[str, tuple, dataclasses.Field]]:
-        "`(flat name, path, field)` of every leaf, in declaration order."
-        cache = cls.__dict__.get('_flat_cache')
-        if cache is not None: return cache
-        leaves = []
-        def walk(c, path):
-            for f in fields(c):
-                if f.metadata.get('kind') == 'config': walk(f.metadata['cls'], path + (f.name,))
-                else: leaves.append((path + (f.name,), f))
-        walk(cls, ())
-        renames = getattr(cls, 'FLAGS', {})
-        out = [(renames.get('.'.join(p)) or f.metadata.get('flag') or p[-1], p, f) for p, f in leaves]
-        names = [n for n, _, _ in out]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup: raise TypeError(f'{cls.__name__} has clashing flat names {sorted(dup)}: name one of each in its FLAGS, '
-                                "e.g. FLAGS = {'data.seed': 'data_seed'}")
-        cls._flat_cache = out
-        return out
-
-    @classmethod
-    def flat_names(cls) -> list[str]: return [n for n, _, _ in cls.flat_fields()]
-
-    def get(self, path: tuple):
-        v = self
-        for k in path: v = getattr(v, k)
-        return v
-
-    def flat_dict(self) -> dict: return {n: _plain(self.get(p)) for n, p, _ in self.flat_fields()}
-
     def to_dict(self) -> dict:
         "Nested plain values (JSON-ready: tuples become lists)."
         return {f.name: (getattr(self, f.name).to_dict() if f.metadata.get('kind') == 'config' else _plain(getattr(self, f.name)))
                 for f in fields(self)}
 
-    def identity(self) -> dict:
-        "The flat values that define the job: every field but those marked `identity=False` (or inside such a part)."
-        out = {}
-        for n, p, f in self.flat_fields():
-            parts, c = [], type(self)
-            for k in p:
-                fld = {x.name: x for x in fields(c)}[k]; parts.append(fld)
-                if fld.metadata.get('kind') == 'config': c = fld.metadata["cls"]
-            if all(x.metadata.get('identity', True) for x in parts): out[n] = _plain(self.get(p))
-        return out
-
-    def replace(self, **flat) -> 'Config':
-        "A copy with some values changed (flat or nested names, as `from_dict` takes them)."
-        return type(self).from_dict({**self.flat_dict(), **flat})
-
-    # --- building -------------------------------------------------------------------------------------------
-    @classmethod
-    def coerce(cls, config=None, **overrides) -> 'Config':
-        "`config` (an instance, a dict of flat or nested names, or None for the defaults) with `overrides` on top."
-        base = config.flat_dict() if isinstance(config, cls) else dict(config or {})
-        return cls.from_dict({**base, **overrides})
-
-    @classmethod
-    def from_dict(cls, d: dict | None = None, **kw) -> 'Config':
-        """Build from plain values: nested dicts (`{'optim': {'lr': 1e-3}}`), flat names (`{'lr': 1e-3}`), or both.
-        An unknown name is an error that lists the known ones."""
-        d = {**(d or {}), **kw}
-        nested: dict = {}
-        for path, v in _nested_items(cls, d):
-            node = nested
-            for k in path[:-1]: node = node.setdefault(k, {})
-            node[path[-1]] = v
-        return cls._build(nested)
-
-    @classmethod
-    def _build(cls, nested: dict) -> 'Config':
-        kw = {}
-        for f in fields(cls):
-            if f.metadata.get('kind') == 'config':
-                sub = f.metadata['cls']            # a field's own default (`param(OptimConfig(lr=1e-3))`) under what is given
-                try: kw[f.name] = sub._build(_merge(_changed(f.default_factory().to_dict(), sub().to_dict()), nested.get(f.name, {})))
-                except ConfigError as e: raise _renamed(e, cls, f.name) from None
-            elif f.name in nested: kw[f.name] = nested[f.name]
-        return cls(**kw)
-
-    # --- reading ------------------------------------------------------------------------------------------
-    def describe(self) -> str:
-        "A Markdown table of every field: flat name, value, default, documentation."
-        default = type(self)()
-        rows = ['| name | value | default | what it is |', '|---|---|---|---|']
-        for n, p, f in self.flat_fields():
-            v, dv = _plain(self.get(p)), _plain(default.get(p))
-            rows.append(f"| `{n}` | {'**' + _show(v) + '**' if v != dv else _show(v)} | {_show(dv)} | {f.metadata.get('doc', '')} |")
-        return '\n'.join(rows)
-
 def _plain(v): return list(v) if isinstance(v, tuple) else v
+
+# %% ../nbs/00_config.ipynb #c021
+@patch(cls_method=True)
+def flat_fields(cls: Config) -> list[tuple[str, tuple, dataclasses.Field]]:
+    "`(flat name, path, field)` of every leaf, in declaration order."
+    cache = cls.__dict__.get('_flat_cache')
+    if cache is not None: return cache
+    leaves = []
+    def walk(c, path):
+        for f in fields(c):
+            if f.metadata.get('kind') == 'config': walk(f.metadata['cls'], path + (f.name,))
+            else: leaves.append((path + (f.name,), f))
+    walk(cls, ())
+    renames = getattr(cls, 'FLAGS', {})
+    out = [(renames.get('.'.join(p)) or f.metadata.get('flag') or p[-1], p, f) for p, f in leaves]
+    names = [n for n, _, _ in out]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup: raise TypeError(f'{cls.__name__} has clashing flat names {sorted(dup)}: name one of each in its FLAGS, '
+                            "e.g. FLAGS = {'data.seed': 'data_seed'}")
+    cls._flat_cache = out
+    return out
+
+@patch(cls_method=True)
+def flat_names(cls: Config) -> list[str]: return [n for n, _, _ in cls.flat_fields()]
+
+# %% ../nbs/00_config.ipynb #c024
+@patch
+def get(self: Config, path: tuple):
+    v = self
+    for k in path: v = getattr(v, k)
+    return v
+
+@patch
+def flat_dict(self: Config) -> dict: return {n: _plain(self.get(p)) for n, p, _ in self.flat_fields()}
+
+# %% ../nbs/00_config.ipynb #c027
+@patch
+def identity(self: Config) -> dict:
+    "The flat values that define the job: every field but those marked `identity=False` (or inside such a part)."
+    out = {}
+    for n, p, f in self.flat_fields():
+        parts, c = [], type(self)
+        for k in p:
+            fld = {x.name: x for x in fields(c)}[k]; parts.append(fld)
+            if fld.metadata.get('kind') == 'config': c = fld.metadata["cls"]
+        if all(x.metadata.get('identity', True) for x in parts): out[n] = _plain(self.get(p))
+    return out
+
+# %% ../nbs/00_config.ipynb #c030
+def _nested_items(cls, d: dict):
+    "The items of `d` as `(path, value)`: keys may be field names, flat names, or parts given as dicts or configs."
+    by_field = {f.name: f for f in fields(cls)}
+    by_flat = {n: p for n, p, _ in cls.flat_fields()}
+    for k, v in d.items():
+        f = by_field.get(k)
+        if f is not None and f.metadata.get('kind') == 'config' and isinstance(v, (dict, Config)):
+            for ik, iv in _nested_items(f.metadata['cls'], v.to_dict() if isinstance(v, Config) else v): yield (k,) + ik, iv
+        elif f is not None and f.metadata.get('kind') != 'config': yield (k,), v
+        elif k in by_flat: yield by_flat[k], v
+        else: raise ConfigError(f"unknown parameter {k!r}; expected one of: {', '.join(by_flat)}", k)
+
+@patch(cls_method=True)
+def from_dict(cls: Config, d: dict | None = None, **kw) -> Config:
+    "Build from plain values: nested dicts, flat names, or both (see above)."
+    nested: dict = {}
+    for path, v in _nested_items(cls, {**(d or {}), **kw}):
+        node = nested
+        for k in path[:-1]: node = node.setdefault(k, {})
+        node[path[-1]] = v
+    return cls.from_nested(nested)
 
 def _changed(d: dict, base: dict) -> dict:
     "What `d` sets differently from `base` (nested), e.g. a field's default instance against its class's defaults."
@@ -218,19 +203,6 @@ def _changed(d: dict, base: dict) -> dict:
 def _merge(base: dict, over: dict) -> dict:
     "`base` with `over` on top, nested dicts merged."
     return {**base, **{k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in over.items()}}
-def _show(v): return ','.join(map(str, v)) if isinstance(v, list) else str(v)
-
-def _nested_items(cls, d: dict):
-    "The items of `d` as `(path, value)`: keys may be field names, flat names, or parts given as dicts or configs."
-    by_field = {f.name: f for f in fields(cls)}
-    by_flat = {n: p for n, p, _ in cls.flat_fields()}
-    for k, v in d.items():
-        f = by_field.get(k)
-        if f is not None and f.metadata.get('kind') == 'config' and isinstance(v, (dict, Config)):
-            for ik, iv in _nested_items(f.metadata['cls'], v.to_dict() if isinstance(v, Config) else v): yield (k,) + ik, iv
-        elif f is not None and f.metadata.get('kind') != 'config': yield (k,), v
-        elif k in by_flat: yield by_flat[k], v
-        else: raise ConfigError(f"unknown parameter {k!r}; expected one of: {', '.join(by_flat)}", k)
 
 def _renamed(e: ConfigError, cls, section: str) -> ConfigError:
     "The error of a nested part, with its parameter called by the outer flat name."
@@ -239,7 +211,43 @@ def _renamed(e: ConfigError, cls, section: str) -> ConfigError:
             return ConfigError(n + str(e)[len(e.param):], n)
     return e
 
-# %% ../nbs/00_config.ipynb #c020
+@patch(cls_method=True)
+def from_nested(cls: Config, nested: dict) -> Config:
+    kw = {}
+    for f in fields(cls):
+        if f.metadata.get('kind') == 'config':
+            sub = f.metadata['cls']
+            try: kw[f.name] = sub.from_nested(_merge(_changed(f.default_factory().to_dict(), sub().to_dict()), nested.get(f.name, {})))
+            except ConfigError as e: raise _renamed(e, cls, f.name) from None
+        elif f.name in nested: kw[f.name] = nested[f.name]
+    return cls(**kw)
+
+# %% ../nbs/00_config.ipynb #c033
+@patch(cls_method=True)
+def coerce(cls: Config, config=None, **overrides) -> Config:
+    "`config` (an instance, a dict of flat or nested names, or None for the defaults) with `overrides` on top."
+    base = config.flat_dict() if isinstance(config, cls) else dict(config or {})
+    return cls.from_dict({**base, **overrides})
+
+@patch
+def replace(self: Config, **flat) -> Config:
+    "A copy with some values changed (flat or nested names, as `from_dict` takes them)."
+    return type(self).from_dict({**self.flat_dict(), **flat})
+
+# %% ../nbs/00_config.ipynb #c036
+def _show(v): return ','.join(map(str, v)) if isinstance(v, list) else str(v)
+
+@patch
+def describe(self: Config) -> str:
+    "A Markdown table of every field: flat name, value, default, documentation."
+    default = type(self)()
+    rows = ['| name | value | default | what it is |', '|---|---|---|---|']
+    for n, p, f in self.flat_fields():
+        v, dv = _plain(self.get(p)), _plain(default.get(p))
+        rows.append(f"| `{n}` | {'**' + _show(v) + '**' if v != dv else _show(v)} | {_show(dv)} | {f.metadata.get('doc', '')} |")
+    return '\n'.join(rows)
+
+# %% ../nbs/00_config.ipynb #c040
 def _help(f, default) -> str:
     m, d = f.metadata, _plain(default)
     extra = f" (one of: {', '.join(m['choices'])})" if m['choices'] else ''
@@ -270,6 +278,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, positional=()) ->
                         help='read parameters from a JSON or YAML file (flat or nested names, or a run.json); flags override it')
     return parser
 
+# %% ../nbs/00_config.ipynb #c043
 def load_config_file(path) -> dict:
     "Parameters from a JSON or YAML file; a `run.json`/`metrics.json` gives its `config`."
     p = Path(path)
@@ -287,6 +296,7 @@ def load_config_file(path) -> dict:
     if not isinstance(d, dict): raise ConfigError(f'config file {str(p)!r} must hold a mapping of parameter names to values, got {type(d).__name__}', 'config')
     return d
 
+# %% ../nbs/00_config.ipynb #c046
 def config_from_args(cls, ns: argparse.Namespace | dict):
     "The config of `add_config_arguments`' parsed flags: defaults < `--config FILE` < the flags given."
     given = dict(vars(ns) if isinstance(ns, argparse.Namespace) else ns)
@@ -299,7 +309,7 @@ def _as_flat(cls, d: dict) -> dict:
     "A dict of flat and nested names as flat names (so that flags given on top override the file)."
     return cls.from_dict(d).flat_dict() if d else {}
 
-# %% ../nbs/00_config.ipynb #c024
+# %% ../nbs/00_config.ipynb #c050
 def config_from_params(cls, namespace: dict):
     "The config of a papermill runner: the flat names given a value other than None, over `config_file` if given."
     given = {n: namespace[n] for n in cls.flat_names() if namespace.get(n) is not None}

@@ -101,7 +101,7 @@ def _work(fn, tasks, k: int, n: int, fd: int, init, prefetch: int) -> None:
     else: ready.put(('end', None))
     feeder.join()                                      # everything is written before the process ends
 
-# %% ../nbs/05_job.ipynb #c014
+# %% ../nbs/05_job.ipynb #c015
 class ProcessMap:
     "`(task, fn(task))` for every task of `tasks()`, in order, computed ahead by `workers` forked processes."
     def __init__(self, fn, tasks, workers: int = 1, prefetch: int = 2, stop: GracefulStop | None = None,
@@ -118,7 +118,7 @@ class ProcessMap:
     @property
     def pids(self) -> list[int]: return [p.pid for p in self._procs]
 
-# %% ../nbs/05_job.ipynb #c015
+# %% ../nbs/05_job.ipynb #c017
 def _frame(buf: bytearray):
     "The first complete pickle in `buf` (removed from it), or None."
     if len(buf) < 8: return None
@@ -149,7 +149,7 @@ def _next(self: ProcessMap, k: int):
         raise RuntimeError(f'{self.what} {k} (pid {proc.pid}) failed: {name}: {msg}\n{tb}')
     return kind, value
 
-# %% ../nbs/05_job.ipynb #c016
+# %% ../nbs/05_job.ipynb #c019
 @patch
 def __iter__(self: ProcessMap):
     try:
@@ -170,7 +170,7 @@ def close(self: ProcessMap) -> None:
         except OSError: pass
     self._fds = []
 
-# %% ../nbs/05_job.ipynb #c019
+# %% ../nbs/05_job.ipynb #c022
 class Processes:
     "The processes of one job: a single one, or the ranks a launcher started."
     def __init__(self, env: dict | None = None):
@@ -214,7 +214,7 @@ class Processes:
         import torch.distributed as dist
         if self.distributed and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 
-# %% ../nbs/05_job.ipynb #c022
+# %% ../nbs/05_job.ipynb #c025
 LOCK_FILE = '.mono3d.lock'
 
 class DirectoryBusy(ConfigError):
@@ -256,7 +256,7 @@ class DirectoryLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/05_job.ipynb #c025
+# %% ../nbs/05_job.ipynb #c028
 def _version(pkg: str) -> str | None:
     from importlib.metadata import version, PackageNotFoundError
     try: return version(pkg)
@@ -279,7 +279,7 @@ def reproducibility() -> dict:
             'git': _git(Path(mono3d.__file__).resolve().parent.parent), 'command': redact(shlex.join(sys.argv)),
             'host': socket.gethostname(), 'pid': os.getpid(), 'world_size': int(os.environ.get('WORLD_SIZE', 1)), 'time': utc_now()}
 
-# %% ../nbs/05_job.ipynb #c028
+# %% ../nbs/05_job.ipynb #c031
 RECORD_FORMAT = 2
 ERROR_LOG = 'error.log'
 
@@ -295,7 +295,7 @@ class JobSpec:
 class JobFailed(RuntimeError):
     "The job failed after its work began (exit code 1, `error.log`, FAILED), even when the cause was a bad value found late."
 
-# %% ../nbs/05_job.ipynb #c031
+# %% ../nbs/05_job.ipynb #c034
 def identity_diff(old: dict, new: dict) -> list[str]:
     "`name: old in the directory, new requested` for every key whose value differs."
     return [f'{k}: {old.get(k)!r} in the directory, {new.get(k)!r} requested' for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
@@ -317,7 +317,26 @@ class Job:
         self.record, self.identity, self.begun, self._runs = None, None, False, []
         if self.config.publish_to: register_secrets(self.config.publish_to)
 
-# %% ../nbs/05_job.ipynb #c033
+# %% ../nbs/05_job.ipynb #c037
+@patch
+def __enter__(self: Job) -> Job:
+    self.stop.__enter__()
+    return self
+
+@patch
+def __exit__(self: Job, typ, exc, tb):
+    try:
+        if isinstance(self.progress, ProgressFile) and not self.progress.finished:
+            self.progress.__exit__(typ, exc, tb)
+            if isinstance(exc, ConfigError): raise JobFailed(f'{exc} (found after the job began)') from exc
+        elif exc is not None and self.begun and not isinstance(self.progress, ProgressFile) and not isinstance(exc, ConfigError):
+            self.start_progress(0, 'items', bar=False).__exit__(typ, exc, tb)     # it failed before it knew its size
+    finally:
+        self.stop.__exit__(typ, exc, tb)
+        self.lock.release()
+    return False
+
+# %% ../nbs/05_job.ipynb #c040
 _LONGEST_INSIDE = 160    # the longest name a job writes inside its directory: a sub-folder plus a temporary's name
 
 def _path_limits(d: Path) -> tuple[int, int]:
@@ -351,7 +370,7 @@ def check_path(self: Job) -> None:
         if (d / sub).is_symlink(): raise ConfigError(f'{d / sub} is a symbolic link; a job writes only inside its own directory '
                                                      '(remove the link). Nothing was changed.', name)
 
-# %% ../nbs/05_job.ipynb #c036
+# %% ../nbs/05_job.ipynb #c043
 @patch
 def read_record(self: Job) -> dict | None:
     "The directory's record, or None; refuses (naming the file) one that cannot be read or is of an older format."
@@ -372,7 +391,7 @@ def read_record(self: Job) -> dict | None:
                           'Fix it or use a new directory. Nothing was changed.', 'directory')
     return rec
 
-# %% ../nbs/05_job.ipynb #c037
+# %% ../nbs/05_job.ipynb #c045
 @patch
 def open(self: Job, identity: dict) -> dict | None:
     "Check the directory, lock it (writing nothing), refuse an earlier record with another identity; that record or None."
@@ -412,7 +431,7 @@ def write_record(self: Job, **content) -> dict:
     self.record = rec
     return rec
 
-# %% ../nbs/05_job.ipynb #c039
+# %% ../nbs/05_job.ipynb #c048
 @patch
 def start_progress(self: Job, total: int, unit: str, done: int = 0, bar: bool = True):
     "Start the progress files, the status page, the publisher and the heartbeat (rank 0 only)."
@@ -439,7 +458,7 @@ def tick(self: Job) -> None:
     "Inside a long unit of work: stop if a signal arrived, and report that the job is working."
     self.stop.check(); self.progress.tick()
 
-# %% ../nbs/05_job.ipynb #c041
+# %% ../nbs/05_job.ipynb #c051
 def jsonable(o):
     "The `default=` of `json.dumps` for numpy arrays and scalars and torch tensors: the one JSON encoder of mono3d."
     if isinstance(o, (list, tuple)): return list(o)
@@ -465,26 +484,7 @@ def stage(self: Job, name: str, fn, folder: str = 'stages'):
     self.progress.update(self.progress.done + 1, last_checkpoint=f'{folder}/{name}.json')
     return r
 
-# %% ../nbs/05_job.ipynb #c043
-@patch
-def __enter__(self: Job) -> Job:
-    self.stop.__enter__()
-    return self
-
-@patch
-def __exit__(self: Job, typ, exc, tb):
-    try:
-        if isinstance(self.progress, ProgressFile) and not self.progress.finished:
-            self.progress.__exit__(typ, exc, tb)
-            if isinstance(exc, ConfigError): raise JobFailed(f'{exc} (found after the job began)') from exc
-        elif exc is not None and self.begun and not isinstance(self.progress, ProgressFile) and not isinstance(exc, ConfigError):
-            self.start_progress(0, 'items', bar=False).__exit__(typ, exc, tb)     # it failed before it knew its size
-    finally:
-        self.stop.__exit__(typ, exc, tb)
-        self.lock.release()
-    return False
-
-# %% ../nbs/05_job.ipynb #c049
+# %% ../nbs/05_job.ipynb #c058
 def run_as_command(job: str, fn, directory=None, debug: bool = False) -> int:
     "Run `fn()` as the `mono3d JOB` command and return its exit code (an int that `fn` returns is kept)."
     try:
@@ -515,7 +515,7 @@ def run_as_command(job: str, fn, directory=None, debug: bool = False) -> int:
         print(f'mono3d {job}: failed: {redact(f"{type(e).__name__}: {e}")}{where}', file=sys.stderr, flush=True)
         return 1
 
-# %% ../nbs/05_job.ipynb #c051
+# %% ../nbs/05_job.ipynb #c061
 def job_main(name: str, cls, description: str, run, directory, positional=(), extra=()):
     """`(build_parser, main)` of the `mono3d NAME` command. `run(config, **options)` gets the config (defaults <
     `--config FILE` < flags) and the values of the `extra` flags (`((args...), kwargs)` pairs for `add_argument`)."""

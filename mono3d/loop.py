@@ -312,7 +312,7 @@ class Trainer:
     @property
     def plan(self) -> TrainingPlan: return self.state.plan
 
-# %% ../nbs/12_loop.ipynb #c040
+# %% ../nbs/12_loop.ipynb #c041
 @patch
 def build(self: Trainer) -> None:
     "The model (from the seeded generator), the optimiser, the weight average and the plan; nothing is written."
@@ -329,7 +329,7 @@ def build(self: Trainer) -> None:
     if cfg.job.log_to != 'none' and self.main: check_tracker(cfg.job.log_to)
     if cfg.job.production and self.main: check_prelaunch_tests(cfg.job.prelaunch_tests)
 
-# %% ../nbs/12_loop.ipynb #c043
+# %% ../nbs/12_loop.ipynb #c044
 @patch
 def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     o, shape = self.cfg.optim, self.task.plan_shape()
@@ -338,7 +338,7 @@ def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     if o.steps: return TrainingPlan.make(o.steps, shape)
     return TrainingPlan.for_epochs(o.epochs, shape)
 
-# %% ../nbs/12_loop.ipynb #c045
+# %% ../nbs/12_loop.ipynb #c046
 @patch
 def check_before_writing(self: Trainer) -> dict | None:
     "Rank 0, under the lock: compare the directory with the request and find the checkpoint; refuse before any write."
@@ -353,7 +353,7 @@ def check_before_writing(self: Trainer) -> dict | None:
     self.record = {'wandb_id': hashlib.sha1(f'{self.run.resolve()}{time.time()}'.encode()).hexdigest()[:12], **kept}
     return ck
 
-# %% ../nbs/12_loop.ipynb #c047
+# %% ../nbs/12_loop.ipynb #c048
 @patch
 def open(self: Trainer) -> None:
     "Build, check, write the record, prepare the data, resume: see above."
@@ -394,7 +394,7 @@ def close(self: Trainer) -> None:
     if self.hooks is not None: self.hooks.remove(); self.hooks = None
     if getattr(self, 'report', None) is not None: self.report.close(); self.report = None
 
-# %% ../nbs/12_loop.ipynb #c050
+# %% ../nbs/12_loop.ipynb #c051
 @patch
 def segment_end(self: Trainer) -> int:
     "Where the current run of batches ends: the plan's end, or where a provisional plan is measured."
@@ -416,7 +416,7 @@ def batches(self: Trainer):
             yield step, batch
     finally: loader.close()
 
-# %% ../nbs/12_loop.ipynb #c053
+# %% ../nbs/12_loop.ipynb #c054
 @patch
 def train_step(self: Trainer, batch) -> dict:
     "One optimisation step; every rank then votes on stopping, so all stop after the same step."
@@ -454,7 +454,7 @@ def count_time(self: Trainer, seconds: float, clip: bool, batch) -> None:
     ph = self.timing['phases'].setdefault('clip' if clip else 'full', {'steps': 0, 'videos': 0, 'seconds': 0.0, 'shape': list(batch.shape[2:])})
     ph['steps'] += 1; ph['videos'] += len(batch) * self.proc.world; ph['seconds'] += seconds
 
-# %% ../nbs/12_loop.ipynb #c056
+# %% ../nbs/12_loop.ipynb #c057
 @patch
 def due(self: Trainer) -> list[str]:
     "What is due after the step just taken: `'validate'` and/or `'checkpoint'`."
@@ -482,7 +482,7 @@ def after_step(self: Trainer) -> None:
         if not stop.requested: stop.request()
         raise StopRequested(stop.signum)
 
-# %% ../nbs/12_loop.ipynb #c059
+# %% ../nbs/12_loop.ipynb #c060
 @patch
 def validate(self: Trainer) -> dict | None:
     "The task's held-out measures of this step (history, best, loss curve); None when a stop interrupted them."
@@ -513,7 +513,7 @@ def checkpoint(self: Trainer, rng: dict | None = None) -> str:
     self.job.progress.update(last_checkpoint=name)
     return name
 
-# %% ../nbs/12_loop.ipynb #c062
+# %% ../nbs/12_loop.ipynb #c063
 @patch
 def fix_plan(self: Trainer) -> None:
     "With `minutes`: size the plan from the steps measured so far and a timed full-size step, and record it."
@@ -540,7 +540,7 @@ def time_full_step(self: Trainer) -> float:
     t = time.perf_counter(); optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
     return time.perf_counter() - t
 
-# %% ../nbs/12_loop.ipynb #c065
+# %% ../nbs/12_loop.ipynb #c066
 @patch
 def finish(self: Trainer) -> dict:
     "The final validation, the weights, `metrics.json`; rank 0's final metrics on every rank."
@@ -574,7 +574,7 @@ def finished(self: Trainer) -> dict | None:
     m = json.loads(m.read_text())
     return m['final'] if m.get('steps') == self.step and self.task.saved() else None
 
-# %% ../nbs/12_loop.ipynb #c067
+# %% ../nbs/12_loop.ipynb #c069
 @patch
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."

@@ -78,6 +78,7 @@ def foreground_psnr(recon, target) -> torch.Tensor:
     n = reduce(m, 'b c t h w -> b', 'sum') * 3
     return _psnr_from_mse(se / n.clamp_min(1))
 
+# %% ../nbs/07_loss.ipynb #c016
 def _gauss(size=11, sigma=1.5, device=None):
     x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
     g = torch.exp(-x ** 2 / (2 * sigma ** 2)); return g / g.sum()
@@ -102,6 +103,7 @@ def ssim(recon, target, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     s = ((2 * mu_r * mu_t + c1) * (2 * cov + c2)) / ((mu_r ** 2 + mu_t ** 2 + c1) * (var_r + var_t + c2))
     return reduce(s, 'b c t h w -> b', 'mean')
 
+# %% ../nbs/07_loss.ipynb #c018
 def object_centroids(weight):
     "weight (N, H, W) → centroids (N, 2) as (x, y) in pixel-centre coordinates, and total weight (N,)."
     N, H, W = weight.shape
@@ -127,6 +129,7 @@ def centroid_error_px(recon, target, per_frame: bool = False) -> torch.Tensor:
     valid = rearrange(nt > 0, '(b t) -> b t', b=B).float()                     # frames where the original has an object
     return err if per_frame else (err * valid).sum(1) / valid.sum(1).clamp_min(1)
 
+# %% ../nbs/07_loss.ipynb #c020
 def codebook_usage(codes, codebook_size: int) -> float:
     "Fraction of the codebook's entries that occur in `codes`."
     return torch.unique(codes).numel() / codebook_size
@@ -137,6 +140,7 @@ def perplexity(codes, codebook_size: int) -> float:
     p = p / p.sum()
     return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
+# %% ../nbs/07_loss.ipynb #c022
 def object_tokens(target, grid) -> torch.Tensor:
     "Bool `(B, t, h, w)`: the tokens of grid `(t, h, w)` whose patch of `target` holds a foreground pixel."
     t, h, w = grid
@@ -145,7 +149,7 @@ def object_tokens(target, grid) -> torch.Tensor:
     fg = foreground_mask(_clamp(target)).float()
     return F.max_pool3d(fg, (T // t, H // h, W // w))[:, 0] > 0
 
-# %% ../nbs/07_loss.ipynb #c017
+# %% ../nbs/07_loss.ipynb #c025
 class MetricSums:
     """Reconstruction metrics accumulated over batches: per-video values, averaged at the end, and the codes
     for codebook usage and perplexity. Memory holds one batch of videos at a time, never the whole set."""

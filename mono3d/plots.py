@@ -14,8 +14,8 @@ from .config import ConfigError
 from .data import CLASSES, load_dataset, videos_to_float
 
 # %% auto #0
-__all__ = ['save_png', 'plot_loss_curve', 'plot_reconstructions', 'save_reconstruction_gif', 'preview_dataset', 'preview_main',
-           'plot_confusions', 'plot_reconstructions_per_class', 'plot_forecasts']
+__all__ = ['save_png', 'plot_loss_curve', 'plot_reconstructions', 'save_reconstruction_gif', 'save_video_grid_gif',
+           'preview_dataset', 'preview_main', 'plot_confusions', 'plot_reconstructions_per_class', 'plot_forecasts']
 
 # %% ../nbs/11_plots.ipynb #c006
 def save_png(fig: Figure, path, dpi: int = 80, **savefig) -> None:
@@ -25,7 +25,7 @@ def save_png(fig: Figure, path, dpi: int = 80, **savefig) -> None:
 
 def _frame(v: torch.Tensor) -> np.ndarray: return v.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
-# %% ../nbs/11_plots.ipynb #c008
+# %% ../nbs/11_plots.ipynb #c009
 def plot_loss_curve(history: dict, path) -> None:
     "Training loss per step (and its running mean), held-out loss at each validation; PSNR against blank in the title."
     fig = Figure(figsize=(7, 3.5)); ax = fig.add_subplot(1, 1, 1)
@@ -41,6 +41,7 @@ def plot_loss_curve(history: dict, path) -> None:
                      else f"held-out loss {v['loss']:.4g} at step {v['step']}", fontsize=9)
     fig.tight_layout(); save_png(fig, path)
 
+# %% ../nbs/11_plots.ipynb #c011
 def _grid(rows: list, t: int, scale: int, gap: int = 2) -> np.ndarray:
     "Frame `t` of every video of every row, side by side: uint8 `(H', W', 3)`, each video upscaled `scale` times (nearest)."
     H, W = rows[0][0].shape[-2:]
@@ -64,31 +65,43 @@ def plot_reconstructions(original, recon, path, frames=(0, 5, 10, 15)) -> None:
     axs[0].set_title(f'{n} held-out videos, frames {", ".join(map(str, frames))} of each', fontsize=7)
     fig.tight_layout(); save_png(fig, path)
 
-# %% ../nbs/11_plots.ipynb #c010
-def save_reconstruction_gif(original, recon=None, path='recon.gif', fps: int = 4, scale: int = 3, titles=None) -> Path:
-    "An animated GIF of up to 4 videos `(B, 3, T, H, W)`: originals on top, reconstructions (if given) below."
+# %% ../nbs/11_plots.ipynb #c014
+def _write_gif(rows: list, titles: list | None, caption: str, path, fps: int, scale: int) -> Path:
+    "An animated GIF of rows of videos `(3, T, H, W)`, a title above each video of each row (`titles[r][i]`), a caption below."
     from PIL import Image, ImageDraw
-    n = min(4, len(original))
-    rows = [[original[i] for i in range(n)]] + ([[recon[i] for i in range(n)]] if recon is not None else [])
-    T, W = original.shape[2], original.shape[-1] * scale
+    T, H, W = rows[0][0].shape[1], rows[0][0].shape[-2] * scale, rows[0][0].shape[-1] * scale
     head = 12 if titles is not None else 0
     frames = []
     for t in range(T):
-        g = _grid(rows, t, scale)
+        g = _grid(rows, t, scale, gap=2 + head) if titles is not None else _grid(rows, t, scale)
         img = Image.new('RGB', (g.shape[1], g.shape[0] + head + 12), 'white')
         img.paste(Image.fromarray(g), (0, head))
         d = ImageDraw.Draw(img)
-        if titles is not None:
-            for i in range(n): d.text((i * (W + 2) + 2, 0), str(titles[i])[:12], fill=(0, 0, 0))
-        d.text((2, g.shape[0] + head), f'frame {t + 1}/{T}' + ('   top: original, bottom: reconstruction' if recon is not None else ''),
-               fill=(0, 0, 0))
+        for r, row in enumerate(titles or []):
+            for i, text in enumerate(row): d.text((i * (W + 2 + head) + 2, r * (H + 2 + head)), str(text)[:12], fill=(0, 0, 0))
+        d.text((2, g.shape[0] + head), f'frame {t + 1}/{T}' + (f'   {caption}' if caption else ''), fill=(0, 0, 0))
         frames.append(img.quantize(colors=255, method=Image.Quantize.FASTOCTREE))
     buf = io.BytesIO()
     frames[0].save(buf, format='GIF', save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
     path = Path(path); atomic_write(path, buf.getvalue())
     return path
 
-# %% ../nbs/11_plots.ipynb #c013
+def save_reconstruction_gif(original, recon=None, path='recon.gif', fps: int = 4, scale: int = 3, titles=None) -> Path:
+    "An animated GIF of up to 4 videos `(B, 3, T, H, W)`: originals on top, reconstructions (if given) below."
+    n = min(4, len(original))
+    rows = [[original[i] for i in range(n)]] + ([[recon[i] for i in range(n)]] if recon is not None else [])
+    return _write_gif(rows, None if titles is None else [list(titles[:n])] + ([[''] * n] if recon is not None else []),
+                      'top: original, bottom: reconstruction' if recon is not None else '', path, fps, scale)
+
+# %% ../nbs/11_plots.ipynb #c017
+def save_video_grid_gif(videos, path, titles=None, columns: int = 8, fps: int = 4, scale: int = 2) -> Path:
+    "An animated GIF of videos `(n, 3, T, H, W)` in rows of `columns`, each under its title."
+    n = len(videos)
+    rows = [[videos[i] for i in range(r, min(n, r + columns))] for r in range(0, n, columns)]
+    names = None if titles is None else [[titles[i] for i in range(r, min(n, r + columns))] for r in range(0, n, columns)]
+    return _write_gif(rows, names, '', path, fps, scale)
+
+# %% ../nbs/11_plots.ipynb #c020
 def preview_dataset(data_dir, out=None, per_class: int = 1) -> Path:
     "An animated GIF of the first `per_class` videos of every class of a dataset (default: `DATA_DIR/preview.gif`)."
     ds = load_dataset(data_dir, verify=False)
@@ -111,7 +124,7 @@ def preview_main(argv=None) -> int:
         print(f'[preview] wrote {preview_dataset(a.data_dir, a.out, a.per_class)}', flush=True)
     return run_as_command('preview', run)
 
-# %% ../nbs/11_plots.ipynb #c015
+# %% ../nbs/11_plots.ipynb #c023
 def plot_confusions(cls: dict, path) -> None:
     fig = Figure(figsize=(3.2 * len(cls), 3.2)); axes = fig.subplots(1, len(cls))
     for ax, (k, m) in zip(np.atleast_1d(axes), cls.items()):
@@ -121,6 +134,7 @@ def plot_confusions(cls: dict, path) -> None:
         ax.set_title(f"{k}: {100 * m['balanced_accuracy']:.1f}%", fontsize=9); ax.set_xlabel('predicted', fontsize=7)
     save_png(fig, path, dpi=60, bbox_inches='tight')
 
+# %% ../nbs/11_plots.ipynb #c025
 def plot_reconstructions_per_class(x, rec, path) -> None:
     "One original row and one reconstruction row per class, 4 frames each."
     T = x.shape[2]; frames = sorted({0, T // 3, 2 * T // 3, T - 1})

@@ -106,7 +106,7 @@ def read_progress(where) -> dict:
     "The checked `progress.json` state of a job (see `observe`)."
     return observe(where)[0]
 
-# %% ../nbs/03_progress.ipynb #c016
+# %% ../nbs/03_progress.ipynb #c017
 class StopRequested(Exception):
     "Raised by a job that stopped because of SIGTERM/SIGINT; `signum` tells which."
     def __init__(self, signum: int):
@@ -115,7 +115,7 @@ class StopRequested(Exception):
     @property
     def exit_code(self) -> int: return 128 + self.signum
 
-# %% ../nbs/03_progress.ipynb #c018
+# %% ../nbs/03_progress.ipynb #c020
 class ProgressFile:
     """Keeps `PROGRESS.txt` and `progress.json` of one long job current, with a heartbeat thread and a quiet bar.
     `renderers` maps more file names to functions `(state, directory) -> text` written at the same moments
@@ -158,7 +158,7 @@ class ProgressFile:
         return tqdm(total=self.total, initial=self.done, unit=self.unit[:-1] if self.unit.endswith('s') else self.unit,
                     desc=self.job, mininterval=0.5 if tty else self.heartbeat_every, file=sys.stderr, dynamic_ncols=tty, leave=True)
 
-# %% ../nbs/03_progress.ipynb #c021
+# %% ../nbs/03_progress.ipynb #c023
 @patch(as_prop=True)
 def elapsed(self: ProgressFile) -> float: return time.monotonic() - self._t0
 
@@ -183,7 +183,7 @@ def idle_seconds(self: ProgressFile) -> float:
     "Seconds since the job last reported any work (`update` or `tick`)."
     return time.monotonic() - self._last_activity
 
-# %% ../nbs/03_progress.ipynb #c024
+# %% ../nbs/03_progress.ipynb #c026
 @patch
 def state(self: ProgressFile) -> dict:
     "Everything `progress.json` holds."
@@ -198,7 +198,7 @@ def state(self: ProgressFile) -> dict:
             'hung_after': self.hung_after, 'restarts': self.restarts, 'last_checkpoint': self.last_checkpoint,
             'pid': os.getpid(), 'host': socket.gethostname(), 'heartbeat_every': self.heartbeat_every, 'metrics': dict(self.metrics)}
 
-# %% ../nbs/03_progress.ipynb #c027
+# %% ../nbs/03_progress.ipynb #c029
 def _status_line(s: dict) -> str:
     if s['status'] == HUNG:
         return (f"Status: HUNG (the process is alive, but its work has not moved for {format_duration(s.get('idle_seconds'))}: "
@@ -223,7 +223,7 @@ def render_text(s: dict) -> str:
     if s['status'] == COMPLETE: lines.append(COMPLETE)
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/03_progress.ipynb #c030
+# %% ../nbs/03_progress.ipynb #c032
 def _write_state(path: Path, text: str) -> None:
     try: atomic_write(path, text)
     except OSError as e:
@@ -246,7 +246,7 @@ def write(self: ProgressFile) -> dict:
     if self.publisher is not None: self.publisher.notify()
     return s
 
-# %% ../nbs/03_progress.ipynb #c032
+# %% ../nbs/03_progress.ipynb #c035
 @patch
 def update(self: ProgressFile, done: int | None = None, metrics: dict | None = None, last_checkpoint: str | None = None,
            force: bool = False) -> None:
@@ -268,7 +268,7 @@ def tick(self: ProgressFile) -> None:
     "The job is working (inside a long unit: a validation, a head's epoch): not HUNG."
     self._last_activity = time.monotonic()
 
-# %% ../nbs/03_progress.ipynb #c034
+# %% ../nbs/03_progress.ipynb #c038
 @patch
 def heartbeat_line(self: ProgressFile) -> str:
     s = self.state()
@@ -285,7 +285,7 @@ def _beat(self: ProgressFile):
         except Exception as e:  # a heartbeat must never kill the job it reports on
             print(f'[heartbeat] could not write progress: {e}', file=sys.stderr, flush=True)
 
-# %% ../nbs/03_progress.ipynb #c036
+# %% ../nbs/03_progress.ipynb #c041
 @patch
 def start(self: ProgressFile) -> ProgressFile:
     "Mark RUNNING, write the files and start the heartbeat thread."
@@ -327,7 +327,7 @@ def __exit__(self: ProgressFile, typ, exc, tb):
     else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
     return False
 
-# %% ../nbs/03_progress.ipynb #c042
+# %% ../nbs/03_progress.ipynb #c047
 def staleness(s: dict, now: float | None = None, mtime: float | None = None) -> tuple[float, str]:
     "`(seconds since the job last wrote its progress, the clock that says so)`."
     now = time.time() if now is None else now
@@ -341,7 +341,7 @@ def effective_status(s: dict, now: float | None = None, mtime: float | None = No
         if age > 3 * float(s.get('heartbeat_every') or 30): return STALLED
     return s.get('status', 'UNKNOWN')
 
-# %% ../nbs/03_progress.ipynb #c044
+# %% ../nbs/03_progress.ipynb #c049
 def progress_summary(s: dict, now: float | None = None, mtime: float | None = None, seen: tuple | None = None) -> str:
     """A compact, human summary of a `progress.json` state; every value from the file is shown `printable`.
     `seen` is `(seconds the reader saw the file unchanged, how it knows)` when watching."""

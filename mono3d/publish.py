@@ -9,6 +9,7 @@ from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit, parse_qsl
 from .config import ConfigError
+from fastcore.basics import patch
 
 log = logging.getLogger('mono3d')
 
@@ -72,7 +73,7 @@ class RedactingFilter(logging.Filter):
 
 if not any(isinstance(f, RedactingFilter) for f in log.filters): log.addFilter(RedactingFilter())
 
-# %% ../nbs/02_publish.ipynb #c017
+# %% ../nbs/02_publish.ipynb #c018
 def check_publish_url(url) -> str | None:
     """Refuse (`ConfigError`) a URL that cannot mean anything; return a warning for one that can work once
     a package is installed, else None."""
@@ -94,7 +95,7 @@ def check_publish_url(url) -> str | None:
             return f'{hint} (publishing to {redact_url(url)} will be retried in the background until it works)'
     return None
 
-# %% ../nbs/02_publish.ipynb #c020
+# %% ../nbs/02_publish.ipynb #c021
 PUBLISHED = ('PROGRESS.txt', 'progress.json', 'status.html', '*.png', '*.gif', 'report.md', 'report.json', 'metrics.json',
              'run.json', 'dataset.json', 'error.log')
 
@@ -113,78 +114,94 @@ class Publisher:
         self.uploads, self.failures, self.last_error, self._warned, self._thread = 0, 0, None, None, None
         if self.problem: log.warning('publishing to %s is not possible yet: %s', self.shown, self.problem); self._warned = self.problem
 
-    def _connect(self) -> None:
-        import fsspec
-        fs, root = fsspec.core.url_to_fs(self.url)
-        protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-        self.fs, self.root, self.atomic_moves = fs, root, bool({'file', 'local', 'memory'} & set(protocols))
+# %% ../nbs/02_publish.ipynb #c024
+@patch
+def _connect(self: Publisher) -> None:
+    import fsspec
+    fs, root = fsspec.core.url_to_fs(self.url)
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    self.fs, self.root, self.atomic_moves = fs, root, bool({'file', 'local', 'memory'} & set(protocols))
 
-    def _files(self) -> list[Path]:
-        out = {}
-        for pat in self.patterns:
-            for p in self.dir.glob(pat):
-                if p.is_file() and not p.name.startswith('.'): out[p.name] = p
-        return [out[k] for k in sorted(out)]
 
-    def _put(self, name: str, data: bytes) -> None:
-        dest = f"{self.root.rstrip('/')}/{name}"
-        if self.atomic_moves:
-            tmp = f"{self.root.rstrip('/')}/.{name}.tmp-{os.getpid()}-{threading.get_ident()}"
-            self.fs.pipe_file(tmp, data); self.fs.mv(tmp, dest)
-        else: self.fs.pipe_file(dest, data)
+@patch
+def _files(self: Publisher) -> list[Path]:
+    out = {}
+    for pat in self.patterns:
+        for p in self.dir.glob(pat):
+            if p.is_file() and not p.name.startswith('.'): out[p.name] = p
+    return [out[k] for k in sorted(out)]
 
-    def sync(self, force: bool = False) -> bool:
-        "Upload what changed (everything when `force`); returns False after logging a failure."
-        with self._lock:
-            try:
-                if self.fs is None: self._connect()
-                self.fs.makedirs(self.root, exist_ok=True)
-                for p in self._files():
-                    st = p.stat(); key = (st.st_mtime_ns, st.st_size)
-                    if not force and self._sent.get(p.name) == key: continue
-                    self._put(p.name, p.read_bytes()); self._sent[p.name] = key; self.uploads += 1
-                if self.last_error is not None or self._warned: log.warning('publishing to %s works again', self.shown)
-                self.last_error = self._warned = None
-                return True
-            except Exception as ex:   # the remote's trouble is never the job's trouble
-                self.failures += 1
-                self.last_error = redact(f'{type(ex).__name__}: {ex}'.replace(self.url, self.shown))
-                if isinstance(ex, ImportError) and self.problem: return False      # said once already, with the package to install
-                if self.last_error != self._warned:
-                    log.warning('publishing to %s failed (%s); will retry in the background', self.shown, self.last_error)
-                    self._warned = self.last_error
-                return False
 
-    def notify(self) -> None: self._wake.set()
+@patch
+def _put(self: Publisher, name: str, data: bytes) -> None:
+    dest = f"{self.root.rstrip('/')}/{name}"
+    if self.atomic_moves:
+        tmp = f"{self.root.rstrip('/')}/.{name}.tmp-{os.getpid()}-{threading.get_ident()}"
+        self.fs.pipe_file(tmp, data); self.fs.mv(tmp, dest)
+    else: self.fs.pipe_file(dest, data)
 
-    def _run(self) -> None:
-        last_full, delay = time.monotonic(), None
-        while not self._stop.is_set():
-            self._wake.wait(delay if delay is not None else self.every)
-            self._wake.clear()
-            if self._stop.is_set(): break
-            full = time.monotonic() - last_full >= self.every
-            ok = self.sync(force=full)
-            if ok and full: last_full = time.monotonic()
-            delay = None if ok else min(self.every, 1.0 if delay is None else delay * 2)   # back off while failing
+# %% ../nbs/02_publish.ipynb #c027
+@patch
+def sync(self: Publisher, force: bool = False) -> bool:
+    "Upload what changed (everything when `force`); returns False after logging a failure."
+    with self._lock:
+        try:
+            if self.fs is None: self._connect()
+            self.fs.makedirs(self.root, exist_ok=True)
+            for p in self._files():
+                st = p.stat(); key = (st.st_mtime_ns, st.st_size)
+                if not force and self._sent.get(p.name) == key: continue
+                self._put(p.name, p.read_bytes()); self._sent[p.name] = key; self.uploads += 1
+            if self.last_error is not None or self._warned: log.warning('publishing to %s works again', self.shown)
+            self.last_error = self._warned = None
+            return True
+        except Exception as ex:   # the remote's trouble is never the job's trouble
+            self.failures += 1
+            self.last_error = redact(f'{type(ex).__name__}: {ex}'.replace(self.url, self.shown))
+            if isinstance(ex, ImportError) and self.problem: return False      # said once already, with the package to install
+            if self.last_error != self._warned:
+                log.warning('publishing to %s failed (%s); will retry in the background', self.shown, self.last_error)
+                self._warned = self.last_error
+            return False
 
-    def start(self) -> 'Publisher':
-        self._thread = threading.Thread(target=self._run, name='mono3d-publisher', daemon=True); self._thread.start()
-        self.notify(); return self
+# %% ../nbs/02_publish.ipynb #c030
+@patch
+def notify(self: Publisher) -> None: self._wake.set()
 
-    def close(self, timeout: float = 10.0) -> bool:
-        "Stop the thread and make a final upload within `timeout` seconds; returns whether it succeeded."
-        self._stop.set(); self._wake.set()
-        t0 = time.monotonic()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive(): return False      # stuck in a remote call: the job must not wait for it
-        done = []
-        last = threading.Thread(target=lambda: done.append(self.sync()), name='mono3d-publisher-final', daemon=True)
-        last.start(); last.join(max(0.1, timeout - (time.monotonic() - t0)))
-        return bool(done and done[0])
 
-# %% ../nbs/02_publish.ipynb #c023
+@patch
+def _run(self: Publisher) -> None:
+    last_full, delay = time.monotonic(), None
+    while not self._stop.is_set():
+        self._wake.wait(delay if delay is not None else self.every)
+        self._wake.clear()
+        if self._stop.is_set(): break
+        full = time.monotonic() - last_full >= self.every
+        ok = self.sync(force=full)
+        if ok and full: last_full = time.monotonic()
+        delay = None if ok else min(self.every, 1.0 if delay is None else delay * 2)   # back off while failing
+
+
+@patch
+def start(self: Publisher) -> 'Publisher':
+    self._thread = threading.Thread(target=self._run, name='mono3d-publisher', daemon=True); self._thread.start()
+    self.notify(); return self
+
+
+@patch
+def close(self: Publisher, timeout: float = 10.0) -> bool:
+    "Stop the thread and make a final upload within `timeout` seconds; returns whether it succeeded."
+    self._stop.set(); self._wake.set()
+    t0 = time.monotonic()
+    if self._thread is not None:
+        self._thread.join(timeout)
+        if self._thread.is_alive(): return False      # stuck in a remote call: the job must not wait for it
+    done = []
+    last = threading.Thread(target=lambda: done.append(self.sync()), name='mono3d-publisher-final', daemon=True)
+    last.start(); last.join(max(0.1, timeout - (time.monotonic() - t0)))
+    return bool(done and done[0])
+
+# %% ../nbs/02_publish.ipynb #c033
 class RunDirHandler(http.server.BaseHTTPRequestHandler):
     "GET/HEAD of files inside `server.root`; nothing else."
     server_version = 'mono3d-serve'
@@ -204,36 +221,7 @@ class RunDirHandler(http.server.BaseHTTPRequestHandler):
         if not real.is_file(): return 404, None
         return 200, real
 
-    def _refuse_with(self, code: int, body: bool):
-        msg = b'forbidden\n' if code == 403 else b'not found\n'
-        self.send_response(code); self.send_header('Content-Type', 'text/plain; charset=utf-8')
-        self.send_header('Content-Length', str(len(msg))); self.end_headers()
-        if body: self.wfile.write(msg)
-
-    def _answer(self, body: bool):
-        code, p = self._resolve()
-        if code != 200: return self._refuse_with(code, body)
-        try: f = open(p, 'rb')
-        except OSError: return self._refuse_with(404, body)
-        with f:
-            st = os.fstat(f.fileno())
-            ctype = mimetypes.guess_type(p.name)[0] or 'application/octet-stream'
-            if ctype.startswith('text/') or ctype == 'application/json': ctype += '; charset=utf-8'
-            self.send_response(200); self.send_header('Content-Type', ctype); self.send_header('Content-Length', str(st.st_size))
-            self.send_header('Last-Modified', formatdate(st.st_mtime, usegmt=True))
-            self.send_header('Cache-Control', 'no-store'); self.send_header('X-Content-Type-Options', 'nosniff'); self.end_headers()
-            if body: shutil.copyfileobj(f, self.wfile, 1 << 20)
-
-    def do_GET(self): self._answer(True)
-    def do_HEAD(self): self._answer(False)
-    def _refuse(self):
-        self.send_response(405); self.send_header('Allow', 'GET, HEAD'); self.send_header('Content-Length', '0'); self.end_headers()
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
-    def log_message(self, fmt, *args):
-        # a request line can carry anything: escape control characters so that it cannot rewrite the terminal
-        text = (fmt % args).encode('unicode_escape', 'backslashreplace').decode('ascii')
-        log.info('serve %s - %s', self.address_string(), text)
-
+# %% ../nbs/02_publish.ipynb #c036
 def make_server(run_dir, host: str = '127.0.0.1', port: int = 8000, timeout: float = 30.0) -> http.server.ThreadingHTTPServer:
     "A read-only HTTP server for `run_dir` (not started); `port=0` picks a free port; idle connections close after `timeout` s."
     root = Path(run_dir)
@@ -244,3 +232,39 @@ def make_server(run_dir, host: str = '127.0.0.1', port: int = 8000, timeout: flo
     srv = http.server.ThreadingHTTPServer((host, port), handler)
     srv.root = root.resolve(); srv.daemon_threads = True
     return srv
+
+# %% ../nbs/02_publish.ipynb #c039
+@patch
+def _refuse_with(self: RunDirHandler, code: int, body: bool):
+    msg = b'forbidden\n' if code == 403 else b'not found\n'
+    self.send_response(code); self.send_header('Content-Type', 'text/plain; charset=utf-8')
+    self.send_header('Content-Length', str(len(msg))); self.end_headers()
+    if body: self.wfile.write(msg)
+
+@patch
+def _answer(self: RunDirHandler, body: bool):
+    code, p = self._resolve()
+    if code != 200: return self._refuse_with(code, body)
+    try: f = open(p, 'rb')
+    except OSError: return self._refuse_with(404, body)
+    with f:
+        st = os.fstat(f.fileno())
+        ctype = mimetypes.guess_type(p.name)[0] or 'application/octet-stream'
+        if ctype.startswith('text/') or ctype == 'application/json': ctype += '; charset=utf-8'
+        self.send_response(200); self.send_header('Content-Type', ctype); self.send_header('Content-Length', str(st.st_size))
+        self.send_header('Last-Modified', formatdate(st.st_mtime, usegmt=True))
+        self.send_header('Cache-Control', 'no-store'); self.send_header('X-Content-Type-Options', 'nosniff'); self.end_headers()
+        if body: shutil.copyfileobj(f, self.wfile, 1 << 20)
+
+@patch
+def do_GET(self: RunDirHandler): self._answer(True)
+@patch
+def do_HEAD(self: RunDirHandler): self._answer(False)
+def _not_allowed(self: RunDirHandler):
+    self.send_response(405); self.send_header('Allow', 'GET, HEAD'); self.send_header('Content-Length', '0'); self.end_headers()
+for _m in ('POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'): setattr(RunDirHandler, f'do_{_m}', _not_allowed)
+@patch
+def log_message(self: RunDirHandler, fmt, *args):
+    # a request line can carry anything: escape control characters so that it cannot rewrite the terminal
+    text = (fmt % args).encode('unicode_escape', 'backslashreplace').decode('ascii')
+    log.info('serve %s - %s', self.address_string(), text)

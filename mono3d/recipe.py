@@ -42,7 +42,7 @@ class RecipeConfig(Config):
     crop_batch_size: int = param(32, 'clips per step and per process, one per video', lo=1, hi=65536)
     full_size_fraction: float = param(0.06, 'the last fraction of the steps trains on full-size videos', lo=0, hi=1)
 
-# %% ../nbs/08_recipe.ipynb #c009
+# %% ../nbs/08_recipe.ipynb #c010
 @dataclass(frozen=True)
 class PlanShape:
     "The steps of a run, whatever their number: `first_batch` clips, then `batch` videos for the last `last_fraction` of the steps."
@@ -71,7 +71,7 @@ class TrainingPlan:
         per_step = shape.first_batch * (1 - f) + shape.batch * f
         return cls.make(max(1, math.ceil(epochs * shape.videos_per_epoch / per_step)), shape)
 
-# %% ../nbs/08_recipe.ipynb #c010
+# %% ../nbs/08_recipe.ipynb #c012
 @patch(cls_method=True)
 def measured(cls: TrainingPlan, minutes: float, seconds_first: float, seconds_full: float, shape: PlanShape, spent: float = 0.0,
              done: int = 0) -> TrainingPlan:
@@ -97,7 +97,7 @@ def epoch(self: TrainingPlan, step: int) -> float: return self.position(step) / 
 @patch
 def to_dict(self: TrainingPlan) -> dict: return dict(self.__dict__)
 
-# %% ../nbs/08_recipe.ipynb #c014
+# %% ../nbs/08_recipe.ipynb #c016
 def object_crops(video: torch.Tensor, size: int, generator: torch.Generator | None = None, align: int = 4,
                  jitter: float = 1 / 3, bg: torch.Tensor | None = None) -> torch.Tensor:
     """One square crop per video, all frames kept: `(B, C, T, H, W)` → `(B, C, T, size, size)`.
@@ -137,7 +137,7 @@ def object_clips(video: torch.Tensor, size: int, frames: int, generator: torch.G
     if size and size < video.shape[-1]: video = object_crops(video, size, generator, align=align[1], bg=bg)
     return video
 
-# %% ../nbs/08_recipe.ipynb #c017
+# %% ../nbs/08_recipe.ipynb #c019
 def warmup_cosine(warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1):
     "Multiplier for `LambdaLR`: linear warm-up, then cosine decay to `min_lr_ratio`."
     if warmup_steps < 0 or total_steps < 1: raise ValueError(f'need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps} and {total_steps}')
@@ -176,7 +176,7 @@ def tokenizer_step(model, loss_fn, optimizer, scheduler, video, clip_grad: float
     if scheduler is not None: scheduler.step()
     return out
 
-# %% ../nbs/08_recipe.ipynb #c020
+# %% ../nbs/08_recipe.ipynb #c022
 class WeightAverage:
     "An exponential moving average of a model's parameters (buffers copied), with a state dict for checkpoints."
     def __init__(self, model: torch.nn.Module, decay: float):

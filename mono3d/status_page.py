@@ -53,35 +53,49 @@ _JS = """
 """
 
 def _why(s: dict) -> str:
+    "The line under the status: a HUNG job's explanation, or the job's message."
     if s.get('status') == 'HUNG':
         return (f"alive, but its work has not moved for {format_duration(s.get('idle_seconds'))} "
                 f"(stuck at {s.get('done')}/{s.get('total')} {s.get('unit')})" + (f"; {s['message']}" if s.get('message') else ''))
     return s.get('message') or ''
 
-def render_status_html(s: dict, directory=None) -> str:
-    "The status page for a `progress.json` state; the PNG plots and GIF animations in `directory` are inlined."
-    e = lambda x: html.escape(str(x), quote=True)
-    refresh = int(min(60, max(5, float(s.get('heartbeat_every') or 30))))
+# %% ../nbs/04_status_page.ipynb #c009
+def _e(x) -> str: return html.escape(str(x), quote=True)
+
+def _rows(s: dict) -> list[tuple[str, str]]:
+    "`(label, HTML)` of the progress, ETA, rate, last update, checkpoint, start and host."
     status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
     eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds')) if status == 'RUNNING' else f'none ({status})'
     total = s['total'] if s['total'] or status == 'COMPLETE' else '?'
     rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'not measured yet'
-    rows = [('Progress', f"Completed: {e(s['done'])}/{e(total)} ({pct:.1f}%) {e(s['unit'])}"),
-            ('ETA', f'<span id="eta">{e(eta)}</span>' + (f" (at {e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),
-            ('Rate', e(rate)), ('Last update', f"{e(s['updated_at'])} (<span id=\"ago\"></span>)"),
-            ('Last checkpoint', e(s.get('last_checkpoint') or 'none yet')),
-            ('Started', f"{e(s.get('started_at'))}, restarts {e(s.get('restarts', 0))}"),
-            ('Host', f"{e(s.get('host'))} (pid {e(s.get('pid'))}), heartbeat every {e(s.get('heartbeat_every'))} s")]
+    return [('Progress', f"Completed: {_e(s['done'])}/{_e(total)} ({pct:.1f}%) {_e(s['unit'])}"),
+            ('ETA', f'<span id="eta">{_e(eta)}</span>' + (f" (at {_e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),
+            ('Rate', _e(rate)), ('Last update', f"{_e(s['updated_at'])} (<span id=\"ago\"></span>)"),
+            ('Last checkpoint', _e(s.get('last_checkpoint') or 'none yet')),
+            ('Started', f"{_e(s.get('started_at'))}, restarts {_e(s.get('restarts', 0))}"),
+            ('Host', f"{_e(s.get('host'))} (pid {_e(s.get('pid'))}), heartbeat every {_e(s.get('heartbeat_every'))} s")]
+
+# %% ../nbs/04_status_page.ipynb #c012
+def _figures(directory) -> str:
+    "The PNG plots and GIF animations of `directory` as HTML figures."
+    figs = []
+    for p in sorted(Path(directory).glob('*.png')) + sorted(Path(directory).glob('*.gif')) if directory is not None else []:
+        try: data = p.read_bytes()
+        except OSError: continue
+        mime = 'image/gif' if p.suffix == '.gif' else 'image/png'
+        src = f'data:{mime};base64,{base64.b64encode(data).decode()}' if len(data) <= PAGE_IMAGES_MAX_BYTES else _e(p.name)
+        figs.append(f'<figure><img src="{src}" alt="{_e(p.name)}"><figcaption>{_e(p.name)}</figcaption></figure>')
+    return ''.join(figs)
+
+# %% ../nbs/04_status_page.ipynb #c015
+def render_status_html(s: dict, directory=None) -> str:
+    "The status page for a `progress.json` state; the PNG plots and GIF animations in `directory` are inlined."
+    e = _e
+    refresh = int(min(60, max(5, float(s.get('heartbeat_every') or 30))))
+    status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
     metrics = ''.join(f'<tr><td>{e(k)}</td><td>{e(f"{v:.6g}" if isinstance(v, float) else v)}</td></tr>'
                       for k, v in (s.get('metrics') or {}).items())
-    figs = []
-    if directory is not None:
-        for p in sorted(Path(directory).glob('*.png')) + sorted(Path(directory).glob('*.gif')):
-            try: data = p.read_bytes()
-            except OSError: continue
-            mime = 'image/gif' if p.suffix == '.gif' else 'image/png'
-            src = f'data:{mime};base64,{base64.b64encode(data).decode()}' if len(data) <= PAGE_IMAGES_MAX_BYTES else e(p.name)
-            figs.append(f'<figure><img src="{src}" alt="{e(p.name)}"><figcaption>{e(p.name)}</figcaption></figure>')
+    rows, figs = _rows(s), _figures(directory)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="{refresh}"><title>{e(status)} {pct:.0f}% · mono3d {e(s.get('job'))}</title>
@@ -95,6 +109,6 @@ def render_status_html(s: dict, directory=None) -> str:
 <div class="bar"><div class="fill" style="width:{min(max(pct, 0), 100):.1f}%"></div></div>
 <dl>{''.join(f'<dt>{k}</dt><dd id="{k.lower().replace(" ", "-")}">{v}</dd>' for k, v in rows)}</dl>
 {f'<h2>Metrics</h2><table>{metrics}</table>' if metrics else ''}
-{''.join(figs)}
+{figs}
 </main><script>{_JS}</script></body></html>
 """

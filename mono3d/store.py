@@ -42,6 +42,7 @@ def start_time(pid: int) -> int | None:
     "When process `pid` started (clock ticks since boot, Linux `/proc`), or None where that cannot be read."
     return _started(_proc_stat(pid))
 
+# %% ../nbs/01_store.ipynb #c010
 def temporary_name(path, keep_suffix: bool = False) -> Path:
     """The hidden temporary beside `path`, named after its writer: `.NAME.tmp-HOST-PID.START-RANDOM`, where START
     is the writer's start time (so a process that later gets the same pid is not mistaken for it; left out where
@@ -51,6 +52,7 @@ def temporary_name(path, keep_suffix: bool = False) -> Path:
     owner = f'{pid}' if start is None else f'{pid}.{start}'
     return path.with_name(f'.{path.name}.tmp-{_HOST}-{owner}-{secrets.token_hex(4)}' + (path.suffix if keep_suffix else ''))
 
+# %% ../nbs/01_store.ipynb #c013
 @contextmanager
 def atomic_writer(path, mode: str = 'wb') -> Iterator:
     "Yield a file object on a temporary name beside `path`; on success fsync it and move it into place."
@@ -72,6 +74,7 @@ def atomic_write(path, data: bytes | str) -> None:
     "Write `data` to `path` atomically (temp file in the same directory, fsync, `os.replace`, fsync dir)."
     with atomic_writer(path, 'w' if isinstance(data, str) else 'wb') as f: f.write(data)
 
+# %% ../nbs/01_store.ipynb #c016
 class UnsafeFile(OSError):
     "A file a job was about to write through is a symbolic link, a hard link to another file, or not a regular file."
 
@@ -89,10 +92,11 @@ def open_private(path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode
                          + '; a job only writes files of its own (remove it)')
     return fd
 
+# %% ../nbs/01_store.ipynb #c019
 def pid_alive(pid: int, start: int | None = None) -> bool:
     """Whether a process with this id exists on this machine (and, given `start`, is the one that started then:
     pids are reused, and a busy machine wraps around its 32,768 of them in minutes). A zombie is dead: a killed
-    job's orphaned workers stay zombies, same pid and start time, until init reaps them (about 1.8 s on this VM)."""
+    job's orphaned workers stay zombies, same pid and start time, until init reaps them."""
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: pass
@@ -101,6 +105,7 @@ def pid_alive(pid: int, start: int | None = None) -> bool:
     now = _started(f)
     return start is None or now is None or now == start
 
+# %% ../nbs/01_store.ipynb #c021
 def remove_stale_temporaries(directory, pids=None) -> list[Path]:
     """Delete temporaries whose writer is gone: written on this host by a process that no longer exists (or,
     with `pids`, by one of those processes). A live writer's temporary, or one from another host, is kept."""
@@ -115,7 +120,7 @@ def remove_stale_temporaries(directory, pids=None) -> list[Path]:
             p.unlink(missing_ok=True); removed.append(p)
     return removed
 
-# %% ../nbs/01_store.ipynb #c015
+# %% ../nbs/01_store.ipynb #c025
 def sha256_file(path, chunk: int = 1 << 22) -> str:
     "Hex sha256 of a file, read in 4 MiB chunks."
     h = hashlib.sha256()
@@ -127,7 +132,7 @@ def utc_now() -> str:
     "The current time as ISO-8601 UTC with a `Z`, e.g. `2026-11-22T16:04:28Z`."
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 
-# %% ../nbs/01_store.ipynb #c018
+# %% ../nbs/01_store.ipynb #c028
 class ManifestStore:
     "Items of `<prefix><index>` files committed by a sha256 manifest written last (`kind`: 'shard', 'checkpoint')."
     def __init__(self, directory, prefix: str = 'checkpoint_', width: int = 8, kind: str = 'item'):
@@ -139,7 +144,7 @@ class ManifestStore:
     def path(self, index: int, suffix: str) -> Path: return self.dir / f'{self.name(index)}{suffix}'
     def manifest_path(self, index: int) -> Path: return self.path(index, '.manifest.json')
 
-# %% ../nbs/01_store.ipynb #c020
+# %% ../nbs/01_store.ipynb #c031
 @patch
 def _intent(self: ManifestStore, index: int) -> Path:
     pid = os.getpid(); start = start_time(pid)
@@ -186,7 +191,7 @@ def save(self: ManifestStore, index: int, members: dict[str, bytes | str | Calla
     "Write every member, then commit. The usual way to save an item."
     return self.commit(index, {s: self.write(index, s, d) for s, d in members.items()}, meta)
 
-# %% ../nbs/01_store.ipynb #c023
+# %% ../nbs/01_store.ipynb #c034
 @patch
 def indices(self: ManifestStore) -> list[int]:
     "Indices that have a manifest (committed, not yet validated), ascending."
@@ -209,7 +214,7 @@ def validate(self: ManifestStore, index: int) -> tuple[dict | None, str]:
         if sha256_file(p) != rec.get('sha256'): return None, f'{fname} fails its sha256 check'
     return manifest, ''
 
-# %% ../nbs/01_store.ipynb #c026
+# %% ../nbs/01_store.ipynb #c037
 @patch
 def valid(self: ManifestStore, warn: bool = True) -> list[dict]:
     "Manifests of every valid item, ascending; invalid ones are logged as warnings."
@@ -238,7 +243,7 @@ def newest_loadable(self: ManifestStore, load: Callable[[dict], object], warn: b
         if warn: log.warning('newest %s %s is invalid (%s); falling back to the previous one', self.kind, self.name(i), why)
     return None
 
-# %% ../nbs/01_store.ipynb #c029
+# %% ../nbs/01_store.ipynb #c040
 @patch
 def _members(self: ManifestStore, index: int | None = None) -> list[Path]:
     "The member files of item `index` (of every item when None), manifests included."
@@ -261,7 +266,7 @@ def rotate(self: ManifestStore, keep_last: int, protect: set[int] = frozenset())
     for i in gone: self.discard(i)
     return gone
 
-# %% ../nbs/01_store.ipynb #c032
+# %% ../nbs/01_store.ipynb #c043
 @patch
 def _uncommitted(self: ManifestStore) -> dict[int, list[Path]]:
     committed = set(self.indices())

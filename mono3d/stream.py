@@ -8,11 +8,11 @@ import functools
 from collections import OrderedDict
 import numpy as np
 import torch
-from .data import ShardIndex
+from .data import ShardIndex, videos_by_shard
 from .job import ProcessMap
 
 # %% auto #0
-__all__ = ['epoch_order', 'VideoStream', 'StepLoader']
+__all__ = ['epoch_order', 'IdStream', 'VideoStream', 'StepLoader']
 
 # %% ../nbs/09_stream.ipynb #c006
 def epoch_order(shard_of_id: np.ndarray, ids: np.ndarray, seed: int, epoch: int, window: int = 2) -> np.ndarray:
@@ -29,19 +29,16 @@ def epoch_order(shard_of_id: np.ndarray, ids: np.ndarray, seed: int, epoch: int,
            for w, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
     return np.concatenate(out) if out else ids[:0]
 
-class VideoStream:
-    """The training videos of one process (`rank` of `world`): an endless stream of epochs. Position `q` holds
-    the video `order(epoch = q // per_epoch)[rank * per_epoch + q % per_epoch]`; `per_epoch = len(ids) // world`."""
-    def __init__(self, index: ShardIndex, ids, seed: int, rank: int = 0, world: int = 1, window: int = 2, camera: int = 0,
-                 verify: bool = True):
-        self.index, self.ids, self.seed, self.rank, self.world = index, np.sort(np.asarray(ids, np.int64)), seed, rank, world
-        self.window, self.camera, self.verify = window, camera, verify
+class IdStream:
+    """The sample ids of one process (`rank` of `world`): an endless stream of epochs. Position `q` holds
+    `order(epoch = q // per_epoch)[rank * per_epoch + q % per_epoch]`; `per_epoch = len(ids) // world`. With `shard_of`
+    the order is shard-aware (`epoch_order`); without, every id is in one window: a plain permutation per epoch."""
+    def __init__(self, ids, seed: int, rank: int = 0, world: int = 1, shard_of=None, window: int = 2):
+        self.ids, self.seed, self.rank, self.world, self.window = np.sort(np.asarray(ids, np.int64)), seed, rank, world, window
         self.per_epoch = len(self.ids) // world
-        if self.per_epoch < 1: raise ValueError(f'{len(self.ids)} training videos cannot be shared among {world} processes')
-        self._shard_of = np.asarray(index.shard_of(self.ids))
+        if self.per_epoch < 1: raise ValueError(f'{len(self.ids)} training ids cannot be shared among {world} processes')
+        self._shard_of = np.zeros(len(self.ids), np.int64) if shard_of is None else np.asarray(shard_of)
         self._orders: OrderedDict = OrderedDict()
-        self._cache: OrderedDict = OrderedDict()
-        self.shard_loads = 0
 
     def order(self, epoch: int) -> np.ndarray:
         "This process's part of epoch `epoch`'s order (sample ids)."
@@ -60,17 +57,20 @@ class VideoStream:
             out.extend(take.tolist()); q += len(take)
         return np.asarray(out, np.int64)
 
+# %% ../nbs/09_stream.ipynb #c009
+class VideoStream(IdStream):
+    "The training videos of one process: `IdStream` over the shards of `index`, and the videos of its ids."
+    def __init__(self, index: ShardIndex, ids, seed: int, rank: int = 0, world: int = 1, window: int = 2, camera: int = 0,
+                 verify: bool = True):
+        ids = np.sort(np.asarray(ids, np.int64))
+        super().__init__(ids, seed, rank, world, np.asarray(index.shard_of(ids)), window)
+        self.index, self.camera, self.verify = index, camera, verify
+        self._cache: OrderedDict = OrderedDict()
+        self.shard_loads = 0
+
     def videos(self, ids) -> np.ndarray:
         "uint8 videos `(n, T, H, W, 3)` of samples `ids`, inflating each needed shard once (a window's worth is kept)."
-        ids = np.asarray(ids, np.int64)
-        ks = np.asarray(self.index.shard_of(ids))
-        first = self._shard(int(ks[0]))
-        out = np.empty((len(ids),) + first.shape[2:] if first.ndim == 6 else (len(ids),) + first.shape[1:], np.uint8)
-        for k in np.unique(ks):
-            sel = np.flatnonzero(ks == k)
-            v = self._shard(int(k))[ids[sel] - self.index.shards[k][0]]
-            out[sel] = v[:, self.camera] if v.ndim == 6 else v
-        return out
+        return videos_by_shard(self.index, ids, self._shard, self.camera)
 
     def _shard(self, k: int) -> np.ndarray:
         if k in self._cache: self._cache.move_to_end(k)
@@ -79,7 +79,7 @@ class VideoStream:
             while len(self._cache) > self.window + 1: self._cache.popitem(last=False)
         return self._cache[k]
 
-# %% ../nbs/09_stream.ipynb #c013
+# %% ../nbs/09_stream.ipynb #c016
 def _as_numpy(make, step): return make(step).numpy()          # numpy arrays travel between processes by value
 
 class StepLoader:

@@ -15,6 +15,7 @@ from safetensors.torch import save as safetensors_save, load as safetensors_load
 from vector_quantize_pytorch import FSQ, LFQ
 from .config import Config, ConfigError, param
 from .store import atomic_write
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['QUANTIZERS', 'MAX_CODEBOOK', 'TokenizerConfig', 'ResBlock3d', 'Downsample3d', 'Upsample3d', 'Encoder3d', 'Decoder3d',
@@ -186,15 +187,6 @@ def fsq_entropy_penalty(latent: torch.Tensor, levels, temperature: float = 0.1) 
     return per_token - batch
 
 # %% ../nbs/10_tokenizer.ipynb #c020
-def _saved_config(cfg_path: Path) -> dict:
-    "The `config` of a tokenizer's `.json`, or a `ConfigError` that names the file and what is wrong with it."
-    try: d = json.loads(cfg_path.read_text())
-    except (OSError, ValueError, RecursionError) as e:
-        raise ConfigError(f'{cfg_path} cannot be read as JSON ({type(e).__name__}); it must be the .json that save() wrote', 'path') from None
-    if not isinstance(d, dict): raise ConfigError(f'{cfg_path} must hold an object with a "config", got a {type(d).__name__}', 'path')
-    if not isinstance(d.get('config'), dict): raise ConfigError(f"{cfg_path} has no 'config' object; it must be the .json that save() wrote", 'path')
-    return d['config']
-
 class VideoTokenizer(nn.Module):
     "Video → integer tokens → video. Input `(B, 3, T, H, W)` float in [0, 1]."
     def __init__(self, config: TokenizerConfig | None = None):
@@ -203,7 +195,6 @@ class VideoTokenizer(nn.Module):
         self.encoder, self.decoder = Encoder3d(c), Decoder3d(c)
         if c.quantizer == 'fsq': self.quantizer = FSQ(levels=list(c.levels), dim=c.latent_dim)
         else: self.quantizer = LFQ(dim=c.latent_dim, codebook_size=c.codebook_size, entropy_loss_weight=0.1, diversity_gamma=1.0)
-
     # --- facts about the token grid -------------------------------------------------------------------------
     @property
     def codebook_size(self) -> int: return self.config.codebook_size
@@ -218,87 +209,105 @@ class VideoTokenizer(nn.Module):
         "Raw uint8 RGB bits divided by token bits."
         return frames * height * width * 3 * 8 / self.bits_per_video(frames, height, width)
 
-    # --- input checks -----------------------------------------------------------------------------------------
-    def check_video(self, video) -> None:
-        "Raise a clear error unless `video` is a float tensor (B, 3, T, H, W) in [0, 1] with divisible T/H/W."
-        if not isinstance(video, torch.Tensor): raise TypeError(f'video must be a torch.Tensor, got {type(video).__name__}')
-        if video.ndim != 5: raise ValueError(f'video must have 5 dimensions (B, 3, T, H, W), got {video.ndim}: shape {tuple(video.shape)}')
-        if video.shape[1] != 3: raise ValueError(f'video must have 3 channels in dimension 1 (B, 3, T, H, W), got {video.shape[1]}: shape {tuple(video.shape)}'
-                                                 + (' (uint8 dataset layout? use mono3d.data.videos_to_float)' if video.shape[-1] == 3 else ''))
-        if video.dtype != torch.float32: raise TypeError(f'video must be a float32 tensor in [0, 1], got dtype {video.dtype}'
-                                                         + (' (convert uint8 with mono3d.data.videos_to_float)' if video.dtype == torch.uint8
-                                                            else ' (convert it with video.float())' if video.is_floating_point() else ''))
-        if video.shape[0] == 0: raise ValueError(f'video batch is empty: shape {tuple(video.shape)} (B must be at least 1)')
-        lo, hi = float(video.min()), float(video.max())
-        if lo < 0 or hi > 1 or math.isnan(lo) or math.isnan(hi): raise ValueError(f'video values must lie in [0, 1], got min {lo:.4g} and max {hi:.4g}')
-        for name, n, f in zip(('T (frames)', 'H (height)', 'W (width)'), video.shape[2:], self.factors):
-            if n % f: raise ValueError(f'{name} = {n} is not divisible by the downsampling factor {f}; use a multiple of {f}')
+# %% ../nbs/10_tokenizer.ipynb #c023
+@patch
+def check_video(self: VideoTokenizer, video) -> None:
+    "Raise a clear error unless `video` is a float tensor (B, 3, T, H, W) in [0, 1] with divisible T/H/W."
+    if not isinstance(video, torch.Tensor): raise TypeError(f'video must be a torch.Tensor, got {type(video).__name__}')
+    if video.ndim != 5: raise ValueError(f'video must have 5 dimensions (B, 3, T, H, W), got {video.ndim}: shape {tuple(video.shape)}')
+    if video.shape[1] != 3: raise ValueError(f'video must have 3 channels in dimension 1 (B, 3, T, H, W), got {video.shape[1]}: shape {tuple(video.shape)}'
+                                             + (' (uint8 dataset layout? use mono3d.data.videos_to_float)' if video.shape[-1] == 3 else ''))
+    if video.dtype != torch.float32: raise TypeError(f'video must be a float32 tensor in [0, 1], got dtype {video.dtype}'
+                                                     + (' (convert uint8 with mono3d.data.videos_to_float)' if video.dtype == torch.uint8
+                                                        else ' (convert it with video.float())' if video.is_floating_point() else ''))
+    if video.shape[0] == 0: raise ValueError(f'video batch is empty: shape {tuple(video.shape)} (B must be at least 1)')
+    lo, hi = float(video.min()), float(video.max())
+    if lo < 0 or hi > 1 or math.isnan(lo) or math.isnan(hi): raise ValueError(f'video values must lie in [0, 1], got min {lo:.4g} and max {hi:.4g}')
+    for name, n, f in zip(('T (frames)', 'H (height)', 'W (width)'), video.shape[2:], self.factors):
+        if n % f: raise ValueError(f'{name} = {n} is not divisible by the downsampling factor {f}; use a multiple of {f}')
 
-    def check_codes(self, codes) -> None:
-        if not isinstance(codes, torch.Tensor) or codes.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f'codes must be an integer tensor (B, t, h, w), got {getattr(codes, "dtype", type(codes).__name__)}')
-        if codes.ndim != 4: raise ValueError(f'codes must have 4 dimensions (B, t, h, w), got shape {tuple(codes.shape)}')
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(f'codes must lie in [0, {self.codebook_size}), got min {int(codes.min())} and max {int(codes.max())}')
+@patch
+def check_codes(self: VideoTokenizer, codes) -> None:
+    if not isinstance(codes, torch.Tensor) or codes.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f'codes must be an integer tensor (B, t, h, w), got {getattr(codes, "dtype", type(codes).__name__)}')
+    if codes.ndim != 4: raise ValueError(f'codes must have 4 dimensions (B, t, h, w), got shape {tuple(codes.shape)}')
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+        raise ValueError(f'codes must lie in [0, {self.codebook_size}), got min {int(codes.min())} and max {int(codes.max())}')
 
-    # --- the four entry points ------------------------------------------------------------------------------
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        "Continuous latent `(B, latent_dim, t, h, w)` before quantization."
-        self.check_video(video)
-        return self.encoder(video)
+# %% ../nbs/10_tokenizer.ipynb #c026
+@patch
+def encode(self: VideoTokenizer, video: torch.Tensor) -> torch.Tensor:
+    "Continuous latent `(B, latent_dim, t, h, w)` before quantization."
+    self.check_video(video)
+    return self.encoder(video)
 
-    def quantize(self, latent: torch.Tensor):
-        "`(quantized latent, codes (B, t, h, w) int64, aux_loss)`."
-        if self.config.quantizer == 'fsq':
-            zq, codes = self.quantizer(latent); w = self.config.entropy_weight
-            aux = w * fsq_entropy_penalty(latent, self.config.levels) if w and self.training else latent.new_zeros(())
-        else:
-            zq, codes, aux = self.quantizer(latent)
-        return zq, codes.long(), aux
+@patch
+def quantize(self: VideoTokenizer, latent: torch.Tensor):
+    "`(quantized latent, codes (B, t, h, w) int64, aux_loss)`."
+    if self.config.quantizer == 'fsq':
+        zq, codes = self.quantizer(latent); w = self.config.entropy_weight
+        aux = w * fsq_entropy_penalty(latent, self.config.levels) if w and self.training else latent.new_zeros(())
+    else:
+        zq, codes, aux = self.quantizer(latent)
+    return zq, codes.long(), aux
 
-    def forward(self, video: torch.Tensor):
-        "`(reconstruction, codes, aux_loss)`."
-        zq, codes, aux = self.quantize(self.encode(video))
-        return self.decoder(zq), codes, aux
+@patch
+def forward(self: VideoTokenizer, video: torch.Tensor):
+    "`(reconstruction, codes, aux_loss)`."
+    zq, codes, aux = self.quantize(self.encode(video))
+    return self.decoder(zq), codes, aux
 
-    @torch.no_grad()
-    def tokenize(self, video: torch.Tensor) -> torch.Tensor:
-        "Codebook indices `LongTensor (B, t, h, w)` in `[0, codebook_size)`."
-        return self.quantize(self.encode(video))[1]
+@patch
+@torch.no_grad()
+def tokenize(self: VideoTokenizer, video: torch.Tensor) -> torch.Tensor:
+    "Codebook indices `LongTensor (B, t, h, w)` in `[0, codebook_size)`."
+    return self.quantize(self.encode(video))[1]
 
-    @torch.no_grad()
-    def detokenize(self, codes: torch.Tensor) -> torch.Tensor:
-        "The decoder's video from integer codes `(B, t, h, w)`."
-        self.check_codes(codes)
-        zq = self.quantizer.indices_to_codes(codes.long())
-        if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
-        return self.decoder(zq)
+@patch
+@torch.no_grad()
+def detokenize(self: VideoTokenizer, codes: torch.Tensor) -> torch.Tensor:
+    "The decoder's video from integer codes `(B, t, h, w)`."
+    self.check_codes(codes)
+    zq = self.quantizer.indices_to_codes(codes.long())
+    if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
+    return self.decoder(zq)
 
-    @torch.no_grad()
-    def code_table(self) -> torch.Tensor:
-        "The quantized latent vector of every code, `(codebook_size, latent_dim)`: what the decoder sees for each integer."
-        K = self.codebook_size
-        zq = self.quantizer.indices_to_codes(torch.arange(K, device=next(self.parameters()).device).view(1, K, 1, 1))
-        if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
-        return rearrange(zq, '1 d k 1 1 -> k d').float()
+@patch
+@torch.no_grad()
+def code_table(self: VideoTokenizer) -> torch.Tensor:
+    "The quantized latent vector of every code, `(codebook_size, latent_dim)`: what the decoder sees for each integer."
+    K = self.codebook_size
+    zq = self.quantizer.indices_to_codes(torch.arange(K, device=next(self.parameters()).device).view(1, K, 1, 1))
+    if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
+    return rearrange(zq, '1 d k 1 1 -> k d').float()
 
-    # --- files ----------------------------------------------------------------------------------------------
-    def save(self, path) -> tuple[Path, Path]:
-        "Weights to `path` (safetensors) and the config to the same name with `.json`; both written atomically."
-        path = Path(path); cfg_path = path.with_suffix('.json')
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        # one metadata key only: safetensors writes metadata in hash order, so two keys make the bytes vary run to run
-        atomic_write(path, safetensors_save(tensors, metadata={'format': 'pt'}))
-        atomic_write(cfg_path, json.dumps({'config': self.config.to_dict(), 'codebook_size': self.codebook_size}, indent=1))
-        return path, cfg_path
+# %% ../nbs/10_tokenizer.ipynb #c030
+def _saved_config(cfg_path: Path) -> dict:
+    "The `config` of a tokenizer's `.json`, or a `ConfigError` that names the file and what is wrong with it."
+    try: d = json.loads(cfg_path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f'{cfg_path} cannot be read as JSON ({type(e).__name__}); it must be the .json that save() wrote', 'path') from None
+    if not isinstance(d, dict): raise ConfigError(f'{cfg_path} must hold an object with a "config", got a {type(d).__name__}', 'path')
+    if not isinstance(d.get('config'), dict): raise ConfigError(f"{cfg_path} has no 'config' object; it must be the .json that save() wrote", 'path')
+    return d['config']
 
-    @classmethod
-    def load(cls, path, map_location: str = 'cpu') -> 'VideoTokenizer':
-        "Rebuild from `save`'s two files. Reads tensors and JSON only: loading cannot run code."
-        path = Path(path); cfg_path = path.with_suffix('.json')
-        for p in (path, cfg_path):
-            if not p.is_file(): raise FileNotFoundError(f'tokenizer file {p} does not exist (save() writes {path.name} and {cfg_path.name})')
-        model = cls(TokenizerConfig.from_dict(_saved_config(cfg_path)))
-        model.load_state_dict(safetensors_load(path.read_bytes()), strict=True)
-        return model.to(map_location)
+@patch
+def save(self: VideoTokenizer, path) -> tuple[Path, Path]:
+    "Weights to `path` (safetensors) and the config to the same name with `.json`; both written atomically."
+    path = Path(path); cfg_path = path.with_suffix('.json')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+    # one metadata key only: safetensors writes metadata in hash order, so two keys make the bytes vary run to run
+    atomic_write(path, safetensors_save(tensors, metadata={'format': 'pt'}))
+    atomic_write(cfg_path, json.dumps({'config': self.config.to_dict(), 'codebook_size': self.codebook_size}, indent=1))
+    return path, cfg_path
+
+@patch(cls_method=True)
+def load(cls: VideoTokenizer, path, map_location: str = 'cpu') -> VideoTokenizer:
+    "Rebuild from `save`'s two files. Reads tensors and JSON only: loading cannot run code."
+    path = Path(path); cfg_path = path.with_suffix('.json')
+    for p in (path, cfg_path):
+        if not p.is_file(): raise FileNotFoundError(f'tokenizer file {p} does not exist (save() writes {path.name} and {cfg_path.name})')
+    model = cls(TokenizerConfig.from_dict(_saved_config(cfg_path)))
+    model.load_state_dict(safetensors_load(path.read_bytes()), strict=True)
+    return model.to(map_location)

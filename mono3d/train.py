@@ -44,7 +44,7 @@ class TrainDataConfig(DatasetConfig):
         "The `DatasetConfig` part (what the dataset directory must have been made with)."
         return DatasetConfig.from_dict({k: v for k, v in self.to_dict().items() if k in DatasetConfig.__dataclass_fields__})
 
-# %% ../nbs/13_train.ipynb #c007
+# %% ../nbs/13_train.ipynb #c008
 @dataclass(frozen=True)
 class TrainConfig(Config):
     "Everything `fit` needs. The defaults are the README's main job."
@@ -75,7 +75,7 @@ class TrainConfig(Config):
         r, d = self.recipe, self.data
         return 0 < r.crop_size < d.image_size or 0 < r.crop_frames < d.frames
 
-# %% ../nbs/13_train.ipynb #c010
+# %% ../nbs/13_train.ipynb #c011
 TRAIN = JobSpec('train', 'run.json', 'run_dir', guard=('checkpoints',), private=('checkpoints', 'tb'))
 
 def split_ids(num_samples: int, val_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +93,7 @@ class TokenizerTask(Task):
 
     def build(self) -> VideoTokenizer: return VideoTokenizer(self.cfg.model)
 
-# %% ../nbs/13_train.ipynb #c011
+# %% ../nbs/13_train.ipynb #c013
 @patch
 def check(self: TokenizerTask, world: int) -> None:
     "Refuse batches the training videos cannot fill, and a given `data_dir` that does not fit."
@@ -119,7 +119,7 @@ def check_existing(self: TokenizerTask, record: dict | None) -> None:
 def _changed(d: Path):
     raise ConfigError(f'the data in {d} differs from the data this run was trained on (its shards changed); use a new run directory', 'data_dir')
 
-# %% ../nbs/13_train.ipynb #c014
+# %% ../nbs/13_train.ipynb #c016
 @patch
 def prepare(self: TokenizerTask, job) -> dict:
     "Make (rank 0, default dataset) and open the data; what the run's record keeps of it."
@@ -134,7 +134,7 @@ def prepare(self: TokenizerTask, job) -> dict:
     self.val_u8 = torch.from_numpy(videos_by_shard(self.index, self.val_ids))
     return {'data_fingerprint': fp, 'data_dir': str(self.data_dir.resolve())}
 
-# %% ../nbs/13_train.ipynb #c016
+# %% ../nbs/13_train.ipynb #c019
 @patch
 def plan_shape(self: TokenizerTask) -> PlanShape:
     cfg = self.cfg
@@ -153,7 +153,7 @@ def batch_at(self: TokenizerTask, step: int, rank: int, plan: TrainingPlan) -> t
         x = object_clips(x, r.crop_size, r.crop_frames, g, align=align, bg=torch.tensor(self.cfg.data.background, dtype=torch.uint8))
     return x.float().div_(255).contiguous()
 
-# %% ../nbs/13_train.ipynb #c018
+# %% ../nbs/13_train.ipynb #c022
 @patch
 def _layout(self: TokenizerTask, x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last_3d) if self.cfg.job.channels_last else x
@@ -180,7 +180,7 @@ def validate(self: TokenizerTask, model, tick, batch: int = 16) -> dict:
     save_reconstruction_gif(originals, shown, run / 'recon.gif')
     return {'loss': sum(losses) / n, **sums.result()}
 
-# %% ../nbs/13_train.ipynb #c020
+# %% ../nbs/13_train.ipynb #c025
 @patch
 def save(self: TokenizerTask, model) -> None: model.save(Path(self.cfg.run_dir) / 'tokenizer.safetensors')
 @patch
@@ -214,7 +214,7 @@ def describe(self: TokenizerTask, plan: TrainingPlan | None) -> str:
     return (f'[train] {cfg.run_dir}: {len(self.train_ids)} training + {len(self.val_ids)} held-out videos; {steps}; '
             f'tokenizer {m.parameter_count():,} parameters, {tokens} tokens/video')
 
-# %% ../nbs/13_train.ipynb #c022
+# %% ../nbs/13_train.ipynb #c028
 def fit(config: TrainConfig | dict | None = None, restart: bool = False, quiet: bool | None = None, **overrides) -> dict:
     """Train (or resume, or extend) a tokenizer run, in one process or under torchrun; returns the final held-out
     metrics. `overrides` are flat or nested config names; `quiet=True` prints only heartbeats and the end
@@ -224,12 +224,12 @@ def fit(config: TrainConfig | dict | None = None, restart: bool = False, quiet: 
     proc = Processes()
     return train(TokenizerTask(cfg, proc, pick_device(cfg.job.device, proc.local_rank)), restart=restart)
 
-# %% ../nbs/13_train.ipynb #c028
+# %% ../nbs/13_train.ipynb #c034
 build_train_parser, main = job_main(
     'train', TrainConfig, 'Train the video tokenizer. Running the same command again resumes from the newest valid checkpoint; '
     'a larger --epochs extends a finished run.', lambda cfg, restart: fit(cfg, restart=restart), directory=lambda a: a.get('run_dir'),
     positional=('run_dir',), extra=[(('--restart',), dict(action='store_true', help='when every checkpoint is unusable, move them aside and train from step 0'))])
 
-# %% ../nbs/13_train.ipynb #c030
+# %% ../nbs/13_train.ipynb #c036
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

@@ -1,0 +1,155 @@
+"""The prior over the tokens (issue 22) on real runs: the token cache killed and resumed gives the same bytes, the prior
+trains through the same loop (killed at random moments, resumed bit-identically), sampling is deterministic, the
+evaluation resumes to the same report, and bad input is refused with exit 2 naming the setting."""
+import hashlib, json, os, random, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+from conftest import run_cli, start_cli, read_json, wait_for
+
+TOK_ = ['--num-samples', '96', '--val-samples', '16', '--frames', '8', '--image-size', '32', '--channels', '8', '--channel-mults', '1,2,2',
+        '--crop-size', '16', '--crop-frames', '4', '--crop-batch-size', '16', '--threads', '1', '--workers', '0', '--no-bar']
+TOK = TOK_ + ['--steps', '30']
+PRIOR_ = ['--width', '32', '--depth', '2', '--heads', '2', '--context-frames', '4', '--batch-size', '16', '--warmup-steps', '5',
+          '--decode-steps', '3', '--ckpt-every-steps', '7', '--val-every-steps', '15', '--threads', '1', '--workers', '0', '--no-bar',
+          '--progress-every', '0.1', '--heartbeat-every', '0.5']
+PRIOR = PRIOR_ + ['--steps', '40']
+
+
+def sha(p): return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def tokenizer(tmp_path_factory):
+    run = tmp_path_factory.mktemp('tok') / 'run'
+    r = run_cli('train', run, *TOK)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run
+
+
+@pytest.fixture(scope='module')
+def reference(tokenizer, tmp_path_factory):
+    run = tmp_path_factory.mktemp('prior') / 'ref'
+    r = run_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run
+
+
+def test_the_prior_trains_through_the_loop_and_writes_everything(reference):
+    names = {p.name for p in reference.iterdir()}
+    assert {'prior.safetensors', 'prior.json', 'samples.gif', 'metrics.json', 'loss_curve.png', 'status.html', 'tokens', 'checkpoints'} <= names
+    m = read_json(reference / 'metrics.json')
+    losses = m['history']['train_loss']
+    assert m['steps'] == 40 and np.mean(losses[-10:]) < np.mean(losses[:5])          # it learns
+    assert read_json(reference / 'progress.json')['status'] == 'COMPLETE'
+    assert read_json(reference / 'run.json')['identity']['tokenizer_sha256'] == sha(read_json(reference / 'prior.json')['tokenizer_run'] + '/tokenizer.safetensors')
+
+
+def test_token_cache_killed_and_resumed_gives_the_same_bytes(tokenizer, tmp_path):
+    ref = tmp_path / 'ref'
+    assert run_cli('tokens', ref, '--tokenizer-run', tokenizer, '--shard-size', '8', '--threads', '1', '--no-bar').returncode == 0
+    d = tmp_path / 'cache'
+    for _ in range(3):
+        p = start_cli('tokens', d, '--tokenizer-run', tokenizer, '--shard-size', '8', '--threads', '1', '--no-bar',
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(2.5, 4.5)); p.kill(); p.wait()
+    r = run_cli('tokens', d, '--tokenizer-run', tokenizer, '--shard-size', '8', '--threads', '1', '--no-bar')
+    assert r.returncode == 0, r.stderr[-2000:]
+    files = lambda x: {q.name: sha(q) for q in sorted(x.glob('tokens_*.npz'))}
+    assert files(d) == files(ref) and len(files(d)) == 12
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tokenizer, reference, tmp_path):
+    run = tmp_path / 'run'
+    for _ in range(2):
+        p = start_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(3.0, 9.0)); p.kill(); p.wait()
+    r = run_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sha(run / 'prior.safetensors') == sha(reference / 'prior.safetensors')
+    a, b = read_json(run / 'metrics.json')['history'], read_json(reference / 'metrics.json')['history']
+    assert a['train_loss'] == b['train_loss'] and a['val'] == b['val']
+
+
+def test_sigterm_stops_within_seconds_and_more_epochs_extend(tokenizer, tmp_path):
+    run = tmp_path / 'run'
+    p = start_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '4000',
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json').get('job') == 'prior'
+             and read_json(run / 'progress.json')['done'] >= 5, timeout=120)
+    t0 = time.monotonic(); p.send_signal(signal.SIGTERM); p.wait(60)
+    assert p.returncode == 143 and time.monotonic() - t0 < 10
+    assert read_json(run / 'progress.json')['status'] == 'PREEMPTED'
+
+
+def test_sampling_is_deterministic_and_writes_videos_and_a_grid(reference, tmp_path):
+    outs = []
+    for k in range(2):
+        r = run_cli('sample', reference, '--label', 'helical', '--count', '3', '--out', tmp_path / f's{k}', '--seed', '5', '--decode-steps', '3')
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append(tmp_path / f's{k}')
+    with np.load(outs[0] / 'samples.npz') as a, np.load(outs[1] / 'samples.npz') as b:
+        assert a['videos'].shape == (3, 8, 32, 32, 3) and a['videos'].dtype == np.uint8
+        assert np.array_equal(a['videos'], b['videos']) and np.array_equal(a['codes'], b['codes'])
+        assert (a['labels'] == 2).all()
+    assert (outs[0] / 'samples.gif').stat().st_size > 1000
+    r = run_cli('sample', reference, '--label', 'helical', '--count', '3', '--out', tmp_path / 's2', '--seed', '6', '--decode-steps', '3')
+    with np.load(outs[0] / 'samples.npz') as a, np.load(tmp_path / 's2' / 'samples.npz') as c: assert not np.array_equal(a['codes'], c['codes'])
+
+
+def test_prediction_keeps_the_context_and_continues_it(reference, tmp_path):
+    shard = sorted((Path(read_json(Path(read_json(reference / 'prior.json')['tokenizer_run']) / 'run.json')['data_dir'])).glob('checkpoint_*.npz'))[0]
+    r = run_cli('sample', reference, '--context', shard, '--context-frames', '4', '--count', '2', '--out', tmp_path / 'p', '--decode-steps', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(tmp_path / 'p' / 'samples.npz') as z: assert z['videos'].shape == (2, 8, 32, 32, 3)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--label', 'spiral', '--count', '2'], "invalid choice: 'spiral'"),
+    (['--label', 'linear', '--count', '0'], 'count must be an integer in [1, 4096], got 0'),
+    (['--context', 'CONTEXT', '--context-frames', '1'], "context_frames must be a multiple of the tokenizer's temporal factor 2"),
+])
+def test_bad_sampling_input_is_refused_with_exit_2(reference, tmp_path, args, message):
+    if 'CONTEXT' in args:
+        np.savez(tmp_path / 'c.npz', videos=np.zeros((2, 8, 32, 32, 3), np.uint8)); args = [str(tmp_path / 'c.npz') if a == 'CONTEXT' else a for a in args]
+    r = run_cli('sample', reference, *args, '--out', tmp_path / 'o')
+    assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr[-1500:]
+    assert not (tmp_path / 'o').exists()
+
+
+def test_a_tokenizer_run_that_is_not_complete_is_refused(tokenizer, tmp_path):
+    half = tmp_path / 'half'
+    p = start_cli('train', half, *TOK_, '--steps', '100000',
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (half / 'progress.json').is_file() and read_json(half / 'progress.json').get('job') == 'train', timeout=120)
+    p.send_signal(signal.SIGTERM); p.wait(60)
+    r = run_cli('prior', tmp_path / 'prior', '--tokenizer-run', half, *PRIOR)
+    assert r.returncode == 2 and 'is not a COMPLETE tokenizer run' in r.stderr and 'tokenizer_run' in r.stderr, r.stderr[-1500:]
+    assert not (tmp_path / 'prior').exists()
+
+
+def test_another_tokenizer_is_refused_for_an_existing_prior_run(tokenizer, reference, tmp_path):
+    other = tmp_path / 'tok2'
+    assert run_cli('train', other, *TOK_, '--steps', '31').returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in reference.rglob('*')}
+    r = run_cli('prior', reference, '--tokenizer-run', other, *PRIOR)
+    assert r.returncode == 2 and 'tokenizer_sha256' in r.stderr, r.stderr[-1500:]
+    assert {p: p.stat().st_mtime_ns for p in reference.rglob('*')} == before
+
+
+def test_evaluation_is_resumable_and_reports_beside_the_controls(reference, tmp_path):
+    args = ['--out-dir', tmp_path / 'eval', '--per-class', '4', '--decode-steps', '2', '--predict-videos', '8', '--context-frames', '4',
+            '--classifier-videos', '60', '--classifier-epochs', '2', '--heartbeat-every', '0.5', '--progress-every', '0.1']
+    p = start_cli('evaluate-prior', reference, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (tmp_path / 'eval' / 'progress.json').is_file() and read_json(tmp_path / 'eval' / 'progress.json')['done'] >= 2, timeout=300)
+    p.kill(); p.wait()
+    r = run_cli('evaluate-prior', reference, *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = read_json(tmp_path / 'eval' / 'report.json')
+    assert set(rep['sets']) == {'trained', 'untrained', 'unigram'} and 'constant_velocity' in rep['prediction']
+    md = (tmp_path / 'eval' / 'report.md').read_text()
+    assert 'untrained (control)' in md and 'unigram (control)' in md and '## Targets' in md
+    fresh = tmp_path / 'fresh'
+    assert run_cli('evaluate-prior', reference, *args[:1], fresh, *args[2:]).returncode == 0
+    a, b = read_json(tmp_path / 'eval' / 'report.json'), read_json(fresh / 'report.json')
+    assert a['sets'] == b['sets'] and a['prediction'] == b['prediction']
