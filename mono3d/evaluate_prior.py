@@ -130,6 +130,7 @@ def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
     ids = tr[:cfg.classifier_videos]
     f = kinematic_features(videos_by_shard(index, ids))
     labels = torch.as_tensor(ctx['cache'].labels[ids].astype(np.int64))
+    torch.manual_seed(cfg.seed)                               # the head starts the same in a fresh and a resumed run
     head = FeatureHead(f, len(CLASSES))
     k = int(0.9 * len(ids))
     res = train_head(head, f, labels, np.arange(k), np.arange(k, len(ids)), np.arange(k, len(ids)), 'classify',
