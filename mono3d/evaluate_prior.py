@@ -142,7 +142,15 @@ def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
     acc = balanced_accuracy(ctx['cache'].labels[va[:n]], predict(head, kinematic_features(real_a), np.arange(len(real_a))).argmax(1).numpy(), 4)
     return ref, {'classifier_train_videos': len(ids), 'classifier_val_balanced_accuracy': res['val_balanced_accuracy'],
                  'classifier_real_heldout_balanced_accuracy': acc, 'real_vs_real_frechet': frechet_distance(ref['features'], features(real_b, head, basis)),
-                 'real': measures(real_b, np.arange(len(real_b))[:, None], ctx['cache'].labels[tr[cfg.classifier_videos:cfg.classifier_videos + n]], ref)}
+                 'real': measures(real_b, np.arange(len(real_b))[:, None], ctx['cache'].labels[tr[cfg.classifier_videos:cfg.classifier_videos + n]], ref),
+                 'reconstructions': _reconstructions(ctx, real_b, ctx['cache'].labels[tr[cfg.classifier_videos:cfg.classifier_videos + n]], ref)}
+
+def _reconstructions(ctx: dict, real, labels, ref: dict) -> dict:
+    "The measures of the tokenizer's reconstructions of real videos: what a perfect prior over its tokens could reach."
+    tok = ctx['prior'].tokenizer
+    codes = torch.cat([tok.tokenize(videos_to_float(real[i:i + 64])) for i in range(0, len(real), 64)])
+    videos = torch.cat([tok.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
+    return measures((videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels, ref)
 
 # %% ../nbs/18_evaluate_prior.ipynb #c030
 def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig) -> dict:
@@ -245,11 +253,12 @@ def render_prior_report(rep: dict) -> str:
     L = [f"# Evaluation of the prior {rep['prior_run']}", '',
          f"Classifier (kinematic features, real videos only): {r['classifier_train_videos']} training videos, held-out real balanced accuracy "
          f"{100 * r['classifier_real_heldout_balanced_accuracy']:.1f}%. Real-vs-real Frechet floor {r['real_vs_real_frechet']:.2f}.", '',
-         '| measure | trained prior | untrained (control) | unigram (control) | real videos |', '|---|---|---|---|---|']
+         '| measure | trained prior | untrained (control) | unigram (control) | tokenizer reconstructions | real videos |', '|---|---|---|---|---|---|']
     for k, name, fmt in ROWS:
-        real = r['real'].get(k)
+        refs = [r[x].get(k) for x in ('reconstructions', 'real')]
         L.append(f"| {name} | " + ' | '.join(fmt.format(s[x][k]) + (' (not informative)' if rep['not_informative'].get(f'{k} ({x} control)') else '')
-                                             if x == 'trained' else fmt.format(s[x][k]) for x in SETS) + f" | {fmt.format(real) if real is not None else '-'} |")
+                                             for x in SETS)
+                 + ''.join(f" | {'-' if v is None or k == 'distinct_grids' and x == 'real' else fmt.format(v)}" for x, v in zip(('reconstructions', 'real'), refs)) + ' |')
     p = rep['prediction']
     L += ['', f"## Prediction of frames {rep['config']['context_frames'] + 1}.. from the first {rep['config']['context_frames']}", '',
           '| continuation | centroid error (px) | PSNR (dB) | per future frame (px) |', '|---|---|---|---|']
