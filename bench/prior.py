@@ -2,6 +2,7 @@
 
     python bench/prior.py steps [--threads 2]                    # step time of transformer sizes on the default token grid
     python bench/prior.py sampling PRIOR_RUN [--threads 2]       # videos/s and quality against decode steps, guidance, temperature
+    python bench/prior.py background TOKENIZER_RUN               # what canonical background codes cost the reconstruction
 
 `steps` times a training step (forward, masked-token loss, backward, AdamW) of the masked-token transformer for
 several widths, depths and token groups, on random codes of the default tokenizer's grid (8x16x16 tokens, FSQ
@@ -53,9 +54,32 @@ def sampling(a):
         print(f'| {k} | {16 / dt:.2f} |', flush=True)
 
 
+def background(a):
+    from mono3d.tokenizer import VideoTokenizer
+    from mono3d.data import ShardIndex, read_dataset_config, videos_by_shard, videos_to_float
+    from mono3d.tokens import tokenize_videos, object_token_mask
+    from mono3d.evaluate_prior import count_objects
+    from mono3d.loss import psnr
+    from mono3d.train import split_ids
+    run = Path(a.prior_run)
+    rec = json.loads((run / 'run.json').read_text())
+    tok = VideoTokenizer.load(run / 'tokenizer.safetensors').eval()
+    bg = read_dataset_config(rec['data_dir']).background
+    d = rec['config']['data']
+    v = videos_by_shard(ShardIndex(rec['data_dir']), split_ids(d['num_samples'], d['val_samples'])[1][:64])
+    x = videos_to_float(v)
+    print('| codes | held-out PSNR dB | frames with one object | distinct codes |\n|---|---|---|---|')
+    for name, kw in (('encoded', {}), ('blank (canonical)', {'background': bg})):
+        c = torch.from_numpy(tokenize_videos(tok, v, 32, **kw).astype(np.int64))
+        with torch.no_grad(): y = tok.detokenize(c).clamp(0, 1)
+        n = count_objects((y * 255).round().to(torch.uint8).movedim(1, -1).numpy(), bg)
+        print(f'| {name} | {float(psnr(y, x).mean()):.2f} | {100 * (n == 1).mean():.1f}% | {int(c.unique().numel())} |', flush=True)
+    print(f'tokens kept from the encoder (near the object): {100 * float(object_token_mask(v, bg, tok.factors).float().mean()):.1f}%')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('what', choices=('steps', 'sampling'))
+    ap.add_argument('what', choices=('steps', 'sampling', 'background'))
     ap.add_argument('prior_run', nargs='?')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--batch', type=int, default=32)
@@ -63,7 +87,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f'# bench/prior.py {a.what}  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {cpu()}', flush=True)
-    (steps if a.what == 'steps' else sampling)(a)
+    {'steps': steps, 'sampling': sampling, 'background': background}[a.what](a)
 
 
 if __name__ == '__main__': main()

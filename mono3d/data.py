@@ -18,12 +18,12 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',
-           'SHAPE_EXTENT', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'GENERATE', 'build_generate_parser', 'main',
-           'DatasetConfig', 'sample_uniforms', 'sample_labels', 'trajectories', 'object_radii', 'cameras_for',
-           'hsv_to_rgb', 'object_colours', 'render_frames', 'sample_metadata', 'render_videos', 'write_shard',
-           'GenerateConfig', 'gaps', 'shards_of', 'shard_count', 'generate_dataset', 'videos_to_float',
-           'read_dataset_config', 'ShardIndex', 'videos_by_shard', 'check_dataset_settings', 'check_dataset',
-           'ensure_dataset', 'VideoDataset', 'load_dataset']
+           'SHAPE_EXTENT', 'V3', 'PARAMS_DTYPE', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'GENERATE',
+           'build_generate_parser', 'main', 'DatasetConfig', 'sample_uniforms', 'sample_labels', 'trajectories',
+           'object_radii', 'cameras_for', 'hsv_to_rgb', 'object_colours', 'render_frames', 'trajectory_params',
+           'path_from_params', 'sample_metadata', 'render_videos', 'write_shard', 'GenerateConfig', 'gaps', 'shards_of',
+           'shard_count', 'generate_dataset', 'videos_to_float', 'read_dataset_config', 'ShardIndex', 'videos_by_shard',
+           'check_dataset_settings', 'check_dataset', 'ensure_dataset', 'VideoDataset', 'load_dataset']
 
 # %% ../nbs/06_data.ipynb #c006
 CLASSES = ('linear', 'circular', 'helical', 'parabolic')
@@ -106,13 +106,14 @@ def trajectories(u: np.ndarray, frames: int, rotate: bool = False, labels=None):
     par = hor[:, None, :] * (rng_h[:, None, None] * t[..., None])
     par[..., 2] = vz[:, None] * t + 0.5 * gz[:, None] * t ** 2
     for k, path in enumerate((lin, circ, circ, par)): pos[label == k] = path[label == k]
+    R = np.broadcast_to(np.eye(3), (n, 3, 3))
     if rotate:
         R = _rot_z(2 * np.pi * u[:, 8]) @ _rot_x(np.arccos(1 - 2 * u[:, 9])) @ _rot_z(2 * np.pi * u[:, 10])
         pos = pos @ np.swapaxes(R, 1, 2)
     centre = 0.5 * (pos.min(1) + pos.max(1))
     pos = pos - centre[:, None, :]
     p.update(length=L, radius=r, sweep=sweep, phase=ph, rise=rise, range=rng_h, apex=apex, drop=drop, sign=sign,
-             direction=dirn, horizontal=hor, tilt=tilt, centre=centre, vz=vz, gz=gz)
+             direction=dirn, horizontal=hor, tilt=tilt, centre=centre, vz=vz, gz=gz, rotation=R)
     return pos, label, p
 
 # %% ../nbs/06_data.ipynb #c015
@@ -198,6 +199,39 @@ def render_frames(centers, radii, shapes, colours, background, image_size: int) 
     return out
 
 # %% ../nbs/06_data.ipynb #c022
+V3 = ('<f4', 3)
+PARAMS_DTYPE = np.dtype([('start', *V3), ('velocity', *V3), ('gravity', *V3), ('centre', *V3), ('radius', '<f4'),
+                         ('angular_speed', '<f4'), ('phase', '<f4'), ('rise', '<f4'), ('axis1', *V3), ('axis2', *V3), ('axis', *V3)])
+
+def trajectory_params(label, p: dict) -> np.ndarray:
+    "Each sample's equation (`PARAMS_DTYPE`) from the generator's parameters `p` (see `trajectories`)."
+    label = np.asarray(label); n = len(label)
+    out = np.zeros(n, PARAMS_DTYPE)
+    rot = lambda v: np.einsum('nij,nj->ni', p['rotation'], v)
+    lin, circ, par = (label == 0)[:, None], ((label == 1) | (label == 2))[:, None], (label == 3)[:, None]
+    v_lin = p['direction'] * p['length'][:, None]
+    v_par = np.concatenate([p['horizontal'][:, :2] * p['range'][:, None], p['vz'][:, None]], 1)
+    out['velocity'] = np.where(lin, rot(v_lin), 0) + np.where(par, rot(v_par), 0)
+    out['start'] = np.where(lin, rot(-0.5 * v_lin) - p['centre'], 0) + np.where(par, -p['centre'], 0)
+    out['gravity'] = np.where(par, rot(np.stack([np.zeros(n), np.zeros(n), p['gz']], -1)), 0)
+    out['centre'] = np.where(circ, -p['centre'], 0)
+    for k, name in enumerate(('axis1', 'axis2', 'axis')): out[name] = np.where(circ, rot(p['tilt'][:, :, k]), 0)
+    out['radius'] = np.where(circ[:, 0], p['radius'], 0); out['phase'] = np.where(circ[:, 0], p['phase'], 0)
+    out['angular_speed'] = np.where(circ[:, 0], p['sign'] * p['sweep'], 0)
+    out['rise'] = np.where(label == 2, p['rise'], 0)
+    return out
+
+def path_from_params(params: np.ndarray, label, frames: int) -> np.ndarray:
+    "The positions `(n, frames, 3)` that `params` describe, at `t = 0 .. 1`."
+    t = np.linspace(0.0, 1.0, frames)[None, :, None]
+    f = {k: np.asarray(params[k], np.float64) for k in PARAMS_DTYPE.names}
+    line = f['start'][:, None] + f['velocity'][:, None] * t + 0.5 * f['gravity'][:, None] * t ** 2
+    a = f['phase'][:, None, None] + f['angular_speed'][:, None, None] * t
+    ring = (f['centre'][:, None] + f['radius'][:, None, None] * (np.cos(a) * f['axis1'][:, None] + np.sin(a) * f['axis2'][:, None])
+            + f['rise'][:, None, None] * (t - 0.5) * f['axis'][:, None])
+    return np.where(np.isin(np.asarray(label), (1, 2))[:, None, None], ring, line)
+
+# %% ../nbs/06_data.ipynb #c024
 _COLOUR_NAMES = ((15, 'red'), (40, 'orange'), (70, 'yellow'), (160, 'green'), (200, 'cyan'), (255, 'blue'),
                  (290, 'purple'), (335, 'magenta'), (361, 'red'))
 
@@ -250,7 +284,8 @@ def sample_metadata(config: DatasetConfig, ids) -> dict:
             'centers_2d': centers.astype(np.float32), 'radii_px': radii.astype(np.float32),
             'projections': P.astype(np.float32), 'shapes': np.minimum((u[:, 1] * 3).astype(np.int8), 2),
             'colours': object_colours(u), 'object_radius': radius.astype(np.float32),
-            'equations': np.array([t[0] for t in texts]), 'descriptions': np.array([t[1] for t in texts])}
+            'equations': np.array([t[0] for t in texts]), 'descriptions': np.array([t[1] for t in texts]),
+            'params': trajectory_params(label, p)}
 
 def render_videos(config: DatasetConfig, meta: dict, lo: int = 0, hi: int | None = None) -> np.ndarray:
     "Videos `(n, cameras, T, S, S, 3)` uint8 for samples `lo:hi` of `meta`."
@@ -261,7 +296,7 @@ def render_videos(config: DatasetConfig, meta: dict, lo: int = 0, hi: int | None
                        rep(meta['shapes']), rep(meta['colours']), config.background, S)
     return fr.reshape(n, V, T, S, S, 3)
 
-# %% ../nbs/06_data.ipynb #c025
+# %% ../nbs/06_data.ipynb #c028
 SHARD_PREFIX, RENDER_CHUNK = 'checkpoint_', 128
 
 def _zip_entry(zf, name):
@@ -284,7 +319,7 @@ def write_shard(f, config: DatasetConfig, ids, stop: GracefulStop | None = None)
         for k, v in meta.items():
             with _zip_entry(zf, k) as e: np.lib.format.write_array(e, v, allow_pickle=False)
 
-# %% ../nbs/06_data.ipynb #c028
+# %% ../nbs/06_data.ipynb #c031
 DATASET_JSON = 'dataset.json'
 
 @dataclass(frozen=True)
@@ -300,7 +335,7 @@ class GenerateConfig(Config):
 
 GENERATE = JobSpec('generate', DATASET_JSON, 'out_dir', guard=(f'{SHARD_PREFIX}*',))
 
-# %% ../nbs/06_data.ipynb #c031
+# %% ../nbs/06_data.ipynb #c034
 def gaps(done_ranges, num_samples: int) -> list[tuple[int, int]]:
     "The ranges `[a, b)` of `[0, num_samples)` that `done_ranges` do not cover."
     out, pos = [], 0
@@ -316,7 +351,7 @@ def shards_of(holes, interval: int):
 
 def shard_count(holes, interval: int) -> int: return sum(-(-(b - a) // interval) for a, b in holes)
 
-# %% ../nbs/06_data.ipynb #c033
+# %% ../nbs/06_data.ipynb #c036
 def _survey(store: ManifestStore) -> list[tuple[int, int]]:
     "Validate every committed shard (a corrupt one is discarded with a warning); the sample ranges they hold."
     done = []
@@ -337,7 +372,7 @@ def _shard_file(d, data: DatasetConfig, task) -> dict:
     start, count = task
     return ManifestStore(d, SHARD_PREFIX, kind='shard').write(start, '.npz', lambda f: write_shard(f, data, range(start, start + count)))
 
-# %% ../nbs/06_data.ipynb #c036
+# %% ../nbs/06_data.ipynb #c039
 def generate_dataset(out_dir=None, num_samples: int | None = None, config: GenerateConfig | dict | None = None,
                      processes: Processes | None = None, **params) -> dict:
     """Generate (or resume, or extend) a dataset of `num_samples` videos in `out_dir` as shards of
@@ -381,7 +416,7 @@ def _my_share(plan: dict, interval: int, proc: Processes):
     mine = lambda: itertools.islice(shards_of(plan['gaps'], interval), proc.rank, None, proc.world)
     return mine, len(range(proc.rank, n, proc.world))
 
-# %% ../nbs/06_data.ipynb #c038
+# %% ../nbs/06_data.ipynb #c041
 def _make_shards(job: Job, cfg: GenerateConfig, plan: dict, mine, proc: Processes) -> None:
     "Make this rank's shards in this process or in worker processes, committing each as it lands."
     tasks, n_mine = mine
@@ -412,7 +447,7 @@ def _make_shards(job: Job, cfg: GenerateConfig, plan: dict, mine, proc: Processe
         work.close()
         remove_stale_temporaries(d, pids=set(work.pids))     # the shards a stop abandoned
 
-# %% ../nbs/06_data.ipynb #c040
+# %% ../nbs/06_data.ipynb #c043
 def _count_committed(store: ManifestStore, plan: dict, interval: int) -> int:
     "Samples committed so far by every rank: those present at the start plus the planned shards that have a manifest."
     n = plan['covered']
@@ -429,7 +464,7 @@ def _wait_for_the_others(job: Job, cfg: GenerateConfig, plan: dict, proc: Proces
     if proc.main: job.progress.update(_count_committed(store, plan, cfg.checkpoint_interval))
     proc.close()
 
-# %% ../nbs/06_data.ipynb #c046
+# %% ../nbs/06_data.ipynb #c049
 def videos_to_float(videos) -> torch.Tensor:
     "uint8 videos `(..., T, H, W, 3)` → float tensor `(..., 3, T, H, W)` in [0, 1] (the tokenizer's layout)."
     v = torch.as_tensor(videos)
@@ -453,7 +488,7 @@ def read_dataset_config(directory) -> DatasetConfig:
                           '(classes balanced in blocks of 4): generate the dataset again in a new directory', 'data_dir')
     return DatasetConfig.from_dict(rec['config'])
 
-# %% ../nbs/06_data.ipynb #c049
+# %% ../nbs/06_data.ipynb #c052
 class ShardIndex:
     """Where the samples of a dataset lie: `shards` is a list of `(first sample, count, path)` covering samples
     `0..N-1` without a gap. `verify` checks every shard's sha256 now; `sha256[k]` lets a reader check shard `k`."""
@@ -486,7 +521,7 @@ def _contiguous(d: Path, shards) -> int:
         pos = start + count
     return pos
 
-# %% ../nbs/06_data.ipynb #c051
+# %% ../nbs/06_data.ipynb #c054
 @patch
 def shard_of(self: ShardIndex, i) -> np.ndarray | int:
     "The position in `shards` of the shard holding sample `i` (or of each sample of an array)."
@@ -511,7 +546,7 @@ def fingerprint(self: ShardIndex, num_samples: int) -> str:
         h.update(f'{Path(path).name}:{count}:{sha}\n'.encode())
     return h.hexdigest()
 
-# %% ../nbs/06_data.ipynb #c054
+# %% ../nbs/06_data.ipynb #c057
 def videos_by_shard(index: ShardIndex, ids, load=None, camera: int | None = 0) -> np.ndarray:
     "uint8 videos of samples `ids`, in that order: view `camera` `(n, T, H, W, 3)`, or every view with None."
     ids = np.asarray(ids, np.int64); load = load or index.load_videos
@@ -525,7 +560,7 @@ def videos_by_shard(index: ShardIndex, ids, load=None, camera: int | None = 0) -
         out[sel] = v
     return out if out is not None else np.zeros((0,), np.uint8)
 
-# %% ../nbs/06_data.ipynb #c057
+# %% ../nbs/06_data.ipynb #c060
 def check_dataset_settings(data_dir, want: DatasetConfig) -> None:
     "Refuse (`ConfigError`, naming every difference) a dataset made with other settings than `want`."
     diff = identity_diff(read_dataset_config(data_dir).to_dict(), want.to_dict())
@@ -548,7 +583,7 @@ def ensure_dataset(data_dir, want: DatasetConfig, num_samples: int, job: JobConf
                          publish_to=job.publish_to and job.publish_to.rstrip('/') + '/data')
     return check_dataset(data_dir, want, num_samples)
 
-# %% ../nbs/06_data.ipynb #c060
+# %% ../nbs/06_data.ipynb #c063
 class VideoDataset(torch.utils.data.Dataset):
     "Indexed access to a generated dataset; `camera=None` returns every view, an int one view."
     def __init__(self, directory, verify: bool = True, camera: int | None = 0, cache_bytes: int = 2 << 30):
@@ -559,11 +594,12 @@ class VideoDataset(torch.utils.data.Dataset):
         self.camera, self.index = camera, ShardIndex(self.dir, verify=verify)
         self.shards = self.index.shards
         self.shard_ranges = [(s, s + c) for s, c, _ in self.shards]
-        small = {k: [] for k in _SMALL}
+        small = {k: [] for k in _SMALL + _LATER}
         for _, _, path in self.shards:
             with np.load(path) as z:
-                for k in _SMALL: small[k].append(z[k])
-        for k, v in small.items(): setattr(self, k, np.concatenate(v))
+                for k in _SMALL + _LATER:
+                    if k in z.files: small[k].append(z[k])
+        for k, v in small.items(): setattr(self, k, np.concatenate(v) if len(v) == len(self.shards) else None)
         self.bytes_per_video = self.config.cameras * self.config.frames * self.config.image_size ** 2 * 3
         per_shard = max(c for _, c, _ in self.shards) * self.bytes_per_video
         self._cache, self._cache_max = OrderedDict(), max(1, cache_bytes // max(per_shard, 1))
@@ -576,8 +612,9 @@ class VideoDataset(torch.utils.data.Dataset):
 
 _SMALL = ('labels', 'sample_ids', 'trajectory_3d', 'centers_2d', 'radii_px', 'projections', 'shapes', 'colours',
           'object_radius', 'equations', 'descriptions')
+_LATER = ('params',)     # added after datasets were first made: None when any shard lacks it (made by an older mono3d)
 
-# %% ../nbs/06_data.ipynb #c062
+# %% ../nbs/06_data.ipynb #c065
 @patch
 def shard_videos(self: VideoDataset, k: int) -> np.ndarray:
     "All videos of shard `k` (decompressed once, then kept in a small LRU cache of `cache_bytes`)."
@@ -608,7 +645,7 @@ def load_dataset(directory, verify: bool = True, camera: int | None = 0, cache_b
     "Open a generated dataset, checking every shard's sha256 (`verify`) and that no samples are missing."
     return VideoDataset(directory, verify=verify, camera=camera, cache_bytes=cache_bytes)
 
-# %% ../nbs/06_data.ipynb #c068
+# %% ../nbs/06_data.ipynb #c071
 def _generate_command(cfg: GenerateConfig) -> None:
     s = generate_dataset(config=cfg)
     if s.get('status'): say(f"[generate] {s['status']}: {s['done']}/{s['total']} samples in {s['directory']}")
@@ -618,6 +655,6 @@ build_generate_parser, main = job_main(
     'again on the same directory resumes; a larger --num-samples extends it.', _generate_command, directory=lambda a: a.get('out_dir'),
     positional=('out_dir',))
 
-# %% ../nbs/06_data.ipynb #c070
+# %% ../nbs/06_data.ipynb #c073
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

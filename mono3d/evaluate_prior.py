@@ -146,9 +146,9 @@ def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
                  'reconstructions': _reconstructions(ctx, real_b, ctx['cache'].labels[tr[cfg.classifier_videos:cfg.classifier_videos + n]], ref)}
 
 def _reconstructions(ctx: dict, real, labels, ref: dict) -> dict:
-    "The measures of the tokenizer's reconstructions of real videos: what a perfect prior over its tokens could reach."
+    "The measures of real videos decoded from the codes the prior models: what a perfect prior over them could reach."
     tok = ctx['prior'].tokenizer
-    codes = torch.cat([tok.tokenize(videos_to_float(real[i:i + 64])) for i in range(0, len(real), 64)])
+    codes = ctx['prior'].encode(real)
     videos = torch.cat([tok.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return measures((videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels, ref)
 
@@ -192,7 +192,7 @@ def prediction(ctx: dict, cfg: EvalPriorConfig) -> dict:
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
     if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0)['videos']
-    codes = prior.tokenizer.tokenize(videos_to_float(real))
+    codes = prior.encode(real)
     known = cfg.context_frames // prior.tokenizer.factors[0]
     if which == 'unigram':
         freq = torch.bincount(torch.as_tensor(ctx['cache'].codes.astype(np.int64)).flatten(), minlength=prior.tokenizer.codebook_size)

@@ -15,7 +15,8 @@ from .data import CLASSES, load_dataset, videos_to_float
 
 # %% auto #0
 __all__ = ['save_png', 'plot_loss_curve', 'plot_reconstructions', 'save_reconstruction_gif', 'save_video_grid_gif',
-           'preview_dataset', 'preview_main', 'plot_confusions', 'plot_reconstructions_per_class', 'plot_forecasts']
+           'preview_dataset', 'preview_main', 'plot_confusions', 'plot_reconstructions_per_class', 'plot_forecasts',
+           'plot_axis_errors']
 
 # %% ../nbs/11_plots.ipynb #c006
 def save_png(fig: Figure, path, dpi: int = 80, **savefig) -> None:
@@ -157,4 +158,16 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
         for (name, p), st in zip(preds.items(), ('r.-', 'b.--')): ax.plot(*np.concatenate([pos[i, k - 1:k], p[i]]).T, st, label=name)
         ax.set_title(CLASSES[c], fontsize=9); ax.tick_params(labelsize=6)
     fig.axes[0].legend(fontsize=6, loc='upper left')
+    save_png(fig, path, dpi=60, bbox_inches='tight')
+
+# %% ../nbs/11_plots.ipynb #c027
+def plot_axis_errors(sections: dict, path) -> None:
+    "`sections`: {title: {model: [x, y, depth] mean absolute errors}} → one grouped bar chart per section."
+    fig = Figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))
+    for ax, (title, models) in zip(axes, sections.items()):
+        w = 0.8 / max(len(models), 1)
+        for i, (name, err) in enumerate(models.items()):
+            ax.bar(np.arange(3) + (i - (len(models) - 1) / 2) * w, err, w, label=name)
+        ax.set_xticks(range(3), ['x', 'y', 'depth'], fontsize=8); ax.set_title(title, fontsize=9)
+        ax.set_ylabel('mean absolute error (scene units)', fontsize=7); ax.tick_params(labelsize=7); ax.legend(fontsize=6)
     save_png(fig, path, dpi=60, bbox_inches='tight')

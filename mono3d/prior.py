@@ -21,7 +21,7 @@ from .tokenizer import VideoTokenizer
 from .plots import save_video_grid_gif
 from .loop import Task, TrainJobConfig, pick_device, train
 from .train import TrainConfig, split_ids
-from .tokens import TOKENS, TokenCache, ensure_tokens, finished_tokenizer
+from .tokens import TOKENS, TokenCache, ensure_tokens, finished_tokenizer, tokenize_videos
 from .maskgit import MaskedTokenTransformer, PriorModelConfig, decode, group_tokens, masked_token_loss, random_mask
 
 # %% auto #0
@@ -37,6 +37,8 @@ class PriorRecipeConfig(Config):
     class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
     decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation', lo=1, limit=1024)
     guidance: float = param(2.0, 'classifier-free guidance of those samples (0: unconditional, 1: conditional)', lo=0, limit=100)
+    background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
+                            "or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
 
 @dataclass(frozen=True)
 class PriorConfig(Config):
@@ -90,19 +92,23 @@ def check_existing(self: PriorTask, record: dict | None) -> None:
     "A token cache in the run directory made by another tokenizer is refused before anything is written."
     p = self.tokens_dir / TOKENS.record
     if not p.is_file(): return
-    try: have = json.loads(p.read_text())['identity'].get('tokenizer_sha256')
-    except (OSError, ValueError, KeyError, AttributeError): return           # the cache's own job names what is wrong with it
+    try: ident = json.loads(p.read_text())['identity']; have = ident.get('tokenizer_sha256')
+    except (OSError, ValueError, KeyError, AttributeError, TypeError): return   # the cache's own job names what is wrong with it
     if have != self.src['sha256']:
-        raise ConfigError(f'{self.tokens_dir} holds the codes of another tokenizer (sha256 {have[:12]}..., not {self.src["sha256"][:12]}...); '
+        raise ConfigError(f'{self.tokens_dir} holds the codes of another tokenizer (sha256 {str(have)[:12]}..., not {self.src["sha256"][:12]}...); '
                           'use a new run directory', 'tokenizer_run')
+    if ident.get('background', 'encoded') != self.cfg.recipe.background:
+        raise ConfigError(f"{self.tokens_dir} holds background codes {ident.get('background', 'encoded')!r}, not "
+                          f"{self.cfg.recipe.background!r}; use a new run directory", 'background')
 
 # %% ../nbs/17_prior.ipynb #c014
 @patch
 def prepare(self: PriorTask, job) -> dict:
     cfg, proc = self.cfg, self.proc
-    if proc.main: ensure_tokens(self.tokens_dir, cfg.tokenizer_run, cfg.data_dir, self.tc.data.num_samples, cfg.job)
+    if proc.main: ensure_tokens(self.tokens_dir, cfg.tokenizer_run, cfg.data_dir, self.tc.data.num_samples, cfg.job, cfg.recipe.background)
     proc.barrier()
     cache = TokenCache(self.tokens_dir)
+    self.background_rgb = cache.record['identity']['dataset']['background']
     self.codes, self.labels = torch.from_numpy(cache.codes.astype(np.int64)), torch.from_numpy(cache.labels.astype(np.int64))
     return {'tokens_dir': str(self.tokens_dir.resolve()), 'data_fingerprint': cache.record['data_fingerprint']} if proc.main else {}
 
@@ -176,17 +182,18 @@ def tokenizer(self: PriorTask) -> VideoTokenizer:
     return self._tokenizer
 
 # %% ../nbs/17_prior.ipynb #c025
-def save_prior(model: MaskedTokenTransformer, run: Path, cfg: PriorConfig, src: dict) -> None:
+def save_prior(model: MaskedTokenTransformer, run: Path, cfg: PriorConfig, src: dict, background_rgb) -> None:
     "The prior's weights (safetensors) and what rebuilds it (`prior.json`), both written atomically."
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(run / 'prior.safetensors', safetensors_save(tensors, metadata={'format': 'pt'}))
     atomic_write(run / 'prior.json', json.dumps({'model': cfg.model.to_dict(), 'grid': list(model.grid), 'levels': list(model.levels),
                                                   'num_classes': model.num_classes, 'tokenizer_run': str(Path(cfg.tokenizer_run).resolve()),
-                                                  'tokenizer_sha256': src['sha256'], 'recipe': cfg.recipe.to_dict()}, indent=1))
+                                                  'tokenizer_sha256': src['sha256'], 'recipe': cfg.recipe.to_dict(),
+                                                  'background_rgb': list(background_rgb)}, indent=1))
 
 # %% ../nbs/17_prior.ipynb #c028
 @patch
-def save(self: PriorTask, model) -> None: save_prior(model, Path(self.cfg.run_dir), self.cfg, self.src)
+def save(self: PriorTask, model) -> None: save_prior(model, Path(self.cfg.run_dir), self.cfg, self.src, self.background_rgb)
 @patch
 def saved(self: PriorTask) -> bool: return (Path(self.cfg.run_dir) / 'prior.safetensors').is_file()
 @patch
@@ -261,6 +268,13 @@ def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, 
     return {'videos': _as_u8(self.tokenizer.detokenize(codes)), 'codes': codes.numpy(), 'labels': labels.numpy()}
 
 @patch
+def encode(self: Prior, videos) -> torch.Tensor:
+    "The codes of uint8 videos `(n, T, H, W, 3)` as the prior was trained on them (canonical background codes, see `mono3d.tokens`)."
+    v = np.asarray(videos)
+    if self.info['recipe'].get('background', 'encoded') != 'blank': return self.tokenizer.tokenize(videos_to_float(v))
+    return torch.from_numpy(tokenize_videos(self.tokenizer, v, 64, background=self.info['background_rgb']).astype(np.int64))
+
+@patch
 def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 0.0,
             labels=None) -> dict:
     "The videos continued after their first `context_frames` frames (given as uint8 `(n, T, H, W, 3)`): `videos`, `codes`."
@@ -269,11 +283,10 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
     if isinstance(context_frames, bool) or not isinstance(context_frames, int) or context_frames < ft or context_frames % ft or context_frames >= T:
         raise ConfigError(f"context_frames must be a multiple of the tokenizer's temporal factor {ft}, at least {ft} and less than {T}, "
                           f'got {context_frames!r}', 'context_frames')
-    x = videos_to_float(np.asarray(videos))
-    codes = self.tokenizer.tokenize(x)
+    codes = self.encode(videos)
     per = self.model.positions // self.info['grid'][0]
-    known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(x), -1)
-    y = torch.full((len(x),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
+    known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(codes), -1)
+    y = torch.full((len(codes),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
     out = decode(self.model, y, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known)
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 

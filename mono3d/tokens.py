@@ -16,10 +16,12 @@ from .progress import COMPLETE, read_progress
 from .job import Job, JobConfig, JobSpec, Processes, job_main
 from .data import ShardIndex, check_dataset, gaps, read_dataset_config, shards_of, videos_by_shard, videos_to_float
 from .tokenizer import VideoTokenizer
+import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['TOKEN_PREFIX', 'TOKENS', 'build_tokens_parser', 'main', 'finished_tokenizer', 'TokenCacheConfig', 'code_dtype',
-           'tokenize_videos', 'write_token_shard', 'tokenize_dataset', 'TokenCache', 'ensure_tokens']
+__all__ = ['TOKEN_PREFIX', 'TOKENS', 'build_tokens_parser', 'main', 'finished_tokenizer', 'TokenCacheConfig', 'object_token_mask',
+           'blank_codes', 'canonical_codes', 'code_dtype', 'tokenize_videos', 'write_token_shard', 'tokenize_dataset',
+           'TokenCache', 'ensure_tokens']
 
 # %% ../nbs/15_tokens.ipynb #c006
 def finished_tokenizer(run_dir, name: str = 'tokenizer_run') -> dict:
@@ -53,29 +55,52 @@ class TokenCacheConfig(Config):
     shard_size: int = param(500, 'videos per shard of codes: the unit of work committed at once', lo=1, limit=100_000, identity=False)
     batch_size: int = param(50, "videos per forward pass of the encoder (it decides the floating-point sums, so it is part of the identity)",
                             lo=1, limit=4096)
+    background: str = param('blank', "the codes of the places the object never comes near: 'blank' (a blank video's codes there, "
+                            "predictable) or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
     threads: int = param(0, 'torch threads (0: all cores; another count can change a code on the edge between two levels)', lo=0,
                          limit=1024, identity=False)
     job: JobConfig = param(JobConfig(), 'how the job reports', identity=False)
 
 # %% ../nbs/15_tokens.ipynb #c012
+def object_token_mask(videos_u8, background, factors, dilate: int = 1) -> torch.Tensor:
+    "Which tokens `(n, t, h, w)` see the object: a pixel of their block off the `background` colour, grown by `dilate` tokens."
+    x = torch.as_tensor(np.asarray(videos_u8)).to(torch.int16)
+    fg = (x - torch.tensor(background, dtype=torch.int16)).abs().amax(-1) > 2           # (n, T, H, W)
+    m = F.max_pool3d(fg[:, None].float(), factors, factors)
+    if dilate: m = F.max_pool3d(m, 2 * dilate + 1, 1, dilate)
+    return m[:, 0] > 0
+
+def blank_codes(tok: VideoTokenizer, background, frames: int, size: int) -> torch.Tensor:
+    "The codes `(t, h, w)` of a video of nothing but the `background` colour (RGB 0..255)."
+    x = (torch.tensor(background, dtype=torch.float32) / 255).view(1, 3, 1, 1, 1).expand(1, 3, frames, size, size).contiguous()
+    with torch.no_grad(): return tok.tokenize(x)[0]
+
+def canonical_codes(codes: torch.Tensor, videos_u8, blank: torch.Tensor, background, factors) -> torch.Tensor:
+    "`codes` `(n, t, h, w)` with every token away from the object replaced by the `blank` video's code at its place."
+    return torch.where(object_token_mask(videos_u8, background, factors), codes, blank)
+
+# %% ../nbs/15_tokens.ipynb #c015
 def code_dtype(codebook_size: int):
     "The smallest integer type that holds every code."
     return np.int16 if codebook_size <= 2 ** 15 else np.int32
 
-def tokenize_videos(tok: VideoTokenizer, videos_u8: np.ndarray, batch_size: int, tick=None) -> np.ndarray:
-    "Codes `(n, t, h, w)` of uint8 videos `(n, T, H, W, 3)`, `batch_size` at a time (`tick()` between batches)."
-    out = []
+def tokenize_videos(tok: VideoTokenizer, videos_u8: np.ndarray, batch_size: int, tick=None, background=None) -> np.ndarray:
+    "Codes `(n, t, h, w)` of uint8 videos `(n, T, H, W, 3)`, `batch_size` at a time; with `background`, `canonical_codes`."
+    out, blank = [], None if background is None else blank_codes(tok, background, *videos_u8.shape[1:3])
     for i in range(0, len(videos_u8), batch_size):
         if tick is not None: tick()
-        out.append(tok.tokenize(videos_to_float(videos_u8[i:i + batch_size])).numpy().astype(code_dtype(tok.codebook_size)))
+        v = videos_u8[i:i + batch_size]
+        c = tok.tokenize(videos_to_float(v))
+        if blank is not None: c = canonical_codes(c, v, blank, background, tok.factors)
+        out.append(c.numpy().astype(code_dtype(tok.codebook_size)))
     return np.concatenate(out)
 
-# %% ../nbs/15_tokens.ipynb #c014
+# %% ../nbs/15_tokens.ipynb #c017
 def write_token_shard(f, codes: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> None:
     "One shard's npz (uncompressed: codes compress little, and a fixed layout keeps the bytes stable)."
     np.savez(f, codes=codes, sample_ids=ids.astype(np.int64), labels=labels.astype(np.int8))
 
-# %% ../nbs/15_tokens.ipynb #c017
+# %% ../nbs/15_tokens.ipynb #c020
 def tokenize_dataset(config: TokenCacheConfig | dict | None = None, **overrides) -> dict:
     "Make (or resume, or extend) a token cache; returns the final `progress.json` state."
     cfg = TokenCacheConfig.coerce(config, **overrides)
@@ -114,9 +139,10 @@ def _tokenize_holes(job: Job, tok: VideoTokenizer, index: ShardIndex, holes, cfg
     store = ManifestStore(job.dir, TOKEN_PREFIX, kind='token shard')
     store.cleanup(); store.set_aside(store.orphans(), 'token shards without a manifest: made again')
     labels = _labels(index)
+    background = read_dataset_config(index.dir).background if cfg.background == 'blank' else None
     for start, count in shards_of(holes, cfg.shard_size):
         ids = np.arange(start, start + count)
-        codes = tokenize_videos(tok, videos_by_shard(index, ids), cfg.batch_size, tick=job.tick)
+        codes = tokenize_videos(tok, videos_by_shard(index, ids), cfg.batch_size, tick=job.tick, background=background)
         store.save(start, {'.npz': lambda f: write_token_shard(f, codes, ids, labels[ids])}, meta={'count': count})
         job.progress.update(job.progress.done + count, last_checkpoint=f'{store.name(start)}.npz')
         job.say(f'[tokens] committed {store.name(start)}.npz ({count} videos) {job.progress.done}/{job.progress.total}')
@@ -128,7 +154,7 @@ def _labels(index: ShardIndex) -> np.ndarray:
         with np.load(path) as z: out.append(z['labels'])
     return np.concatenate(out)
 
-# %% ../nbs/15_tokens.ipynb #c021
+# %% ../nbs/15_tokens.ipynb #c024
 class TokenCache:
     "The codes, ids and labels of a token cache directory (every shard checked against its manifest)."
     def __init__(self, directory):
@@ -149,16 +175,16 @@ class TokenCache:
     @property
     def grid(self) -> tuple: return tuple(self.codes.shape[1:])
 
-# %% ../nbs/15_tokens.ipynb #c024
-def ensure_tokens(out_dir, tokenizer_run, data_dir=None, num_samples=None, job: JobConfig | None = None) -> TokenCache:
+# %% ../nbs/15_tokens.ipynb #c027
+def ensure_tokens(out_dir, tokenizer_run, data_dir=None, num_samples=None, job: JobConfig | None = None, background: str = 'blank') -> TokenCache:
     "Make (or finish) the token cache in `out_dir` (its own resumable job), then open it."
     j = job or JobConfig()
-    tokenize_dataset(out_dir=str(out_dir), tokenizer_run=str(tokenizer_run), data_dir=data_dir, num_samples=num_samples,
+    tokenize_dataset(out_dir=str(out_dir), tokenizer_run=str(tokenizer_run), data_dir=data_dir, num_samples=num_samples, background=background,
                      progress_every=j.progress_every, heartbeat_every=j.heartbeat_every, hung_after=j.hung_after, bar=False,
                      quiet=j.quiet, publish_to=j.publish_to and j.publish_to.rstrip('/') + '/tokens')
     return TokenCache(out_dir)
 
-# %% ../nbs/15_tokens.ipynb #c027
+# %% ../nbs/15_tokens.ipynb #c030
 def _tokens_command(cfg: TokenCacheConfig) -> None:
     s = tokenize_dataset(cfg)
     if s.get('status'): print(f"[tokens] {s['status']}: {s['done']}/{s['total']} videos in {s['directory']}", flush=True)
@@ -167,6 +193,6 @@ build_tokens_parser, main = job_main(
     'tokens', TokenCacheConfig, "Tokenize a dataset with a finished tokenizer run into a token cache (resumable).", _tokens_command,
     directory=lambda a: a.get('out_dir'), positional=('out_dir',))
 
-# %% ../nbs/15_tokens.ipynb #c029
+# %% ../nbs/15_tokens.ipynb #c032
 #| eval: false
 if __name__ == '__main__': sys.exit(main())
