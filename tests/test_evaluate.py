@@ -90,8 +90,9 @@ def test_random_code_control_sits_near_chance():
     assert res['balanced_accuracy'] >= 0.9, res['balanced_accuracy']
 
 
-SECTIONS = {'reconstruction', 'classification', 'forecasting', 'budget', 'splits', 'config', 'reproducibility'}
-CLASSIFIERS = {'tokens', 'random_codes', 'kinematic', 'pixels_3dcnn'}
+SECTIONS = {'reconstruction', 'classification', 'forecasting', 'equations', 'cameras', 'targets', 'budget', 'splits', 'config', 'reproducibility'}
+CLASSIFIERS = {'tokens', 'untrained_tokens', 'random_codes', 'kinematic', 'pixels_3dcnn'}
+FORECASTERS = {'tokens', 'untrained_tokens', 'random_codes', 'pixels_3dcnn', 'constant_velocity', 'last_position'}
 
 
 def _papermill(nb, out_nb, *params):
@@ -114,13 +115,13 @@ def test_papermill_runner_writes_the_whole_report(tiny_run, tmp_path):
     for name, c in rep['classification'].items():
         assert 0 <= c['balanced_accuracy'] <= 1 and len(c['per_class_accuracy']) == 4
         assert np.array(c['confusion']).sum() == 40                                # 10 held-out videos per class
-    assert set(rep['forecasting']) == {'tokens', 'constant_velocity'}
-    for f in rep['forecasting'].values(): assert len(f['mae_per_step']) == 4 and f['mae'] >= 0
+    assert set(rep['forecasting']) == FORECASTERS
+    for f in rep['forecasting'].values(): assert len(f['mae_per_step']) == 4 and len(f['mae_per_axis']) == 3 and f['mae'] >= 0
     assert rep['splits']['test_per_class'] == [10, 10, 10, 10]
     assert set(rep['splits']['overlap_with_tokenizer_training'].values()) == {0}
     md = (out / 'report.md').read_text()
-    assert 'blank-frame' in md and 'random codes' in md and 'constant velocity' in md
-    for png in ('confusion.png', 'reconstructions.png', 'forecast.png'): assert (out / png).stat().st_size > 1000
+    assert 'blank-frame' in md and 'random codes' in md and 'constant velocity' in md and 'helical taken for circular' in md
+    for png in ('confusion.png', 'reconstructions.png', 'forecast.png', 'axis_errors.png'): assert (out / png).stat().st_size > 1000
     assert 'COMPLETE' in (out / 'PROGRESS.txt').read_text()
     assert (tmp_path / 'out.ipynb').stat().st_size < 400_000
 
@@ -154,7 +155,7 @@ def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
     generate_dataset(tmp_path / 'd16', 40, frames=16, image_size=32, bar=False)
     with pytest.raises(ValueError, match='16 frames'):
         evaluate_run(run_dir=str(tiny_run), data_dir=str(tmp_path / 'd16'), out_dir=str(tmp_path / 'e'), **TINY_EVAL)
-    with pytest.raises(ValueError, match="context_frames must be a multiple of the tokenizer's temporal factor 2 and less than 8, got 3"):
+    with pytest.raises(ValueError, match="context_frames must be a multiple of the tokenizer's temporal factor 2, at least 2 and less than the 8 frames of the videos, got 3"):
         evaluate_run(run_dir=str(tiny_run), out_dir=str(tmp_path / 'e'), **{**TINY_EVAL, 'context_frames': 3})
     assert not (tmp_path / 'e').exists()                                              # refused before touching anything
     with pytest.raises(ValueError, match='test_per_class must be an integer >= 1, got 0'):
