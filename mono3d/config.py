@@ -191,6 +191,7 @@ def from_dict(cls: Config, d: dict | None = None, **kw) -> Config:
         node[path[-1]] = v
     return cls.from_nested(nested)
 
+# %% ../nbs/00_config.ipynb #c032
 def _changed(d: dict, base: dict) -> dict:
     "What `d` sets differently from `base` (nested), e.g. a field's default instance against its class's defaults."
     out = {}
@@ -204,6 +205,7 @@ def _merge(base: dict, over: dict) -> dict:
     "`base` with `over` on top, nested dicts merged."
     return {**base, **{k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in over.items()}}
 
+# %% ../nbs/00_config.ipynb #c034
 def _renamed(e: ConfigError, cls, section: str) -> ConfigError:
     "The error of a nested part, with its parameter called by the outer flat name."
     for n, p, _ in cls.flat_fields():
@@ -222,7 +224,7 @@ def from_nested(cls: Config, nested: dict) -> Config:
         elif f.name in nested: kw[f.name] = nested[f.name]
     return cls(**kw)
 
-# %% ../nbs/00_config.ipynb #c033
+# %% ../nbs/00_config.ipynb #c037
 @patch(cls_method=True)
 def coerce(cls: Config, config=None, **overrides) -> Config:
     "`config` (an instance, a dict of flat or nested names, or None for the defaults) with `overrides` on top."
@@ -234,7 +236,7 @@ def replace(self: Config, **flat) -> Config:
     "A copy with some values changed (flat or nested names, as `from_dict` takes them)."
     return type(self).from_dict({**self.flat_dict(), **flat})
 
-# %% ../nbs/00_config.ipynb #c036
+# %% ../nbs/00_config.ipynb #c040
 def _show(v): return ','.join(map(str, v)) if isinstance(v, list) else str(v)
 
 @patch
@@ -247,7 +249,7 @@ def describe(self: Config) -> str:
         rows.append(f"| `{n}` | {'**' + _show(v) + '**' if v != dv else _show(v)} | {_show(dv)} | {f.metadata.get('doc', '')} |")
     return '\n'.join(rows)
 
-# %% ../nbs/00_config.ipynb #c040
+# %% ../nbs/00_config.ipynb #c044
 def _help(f, default) -> str:
     m, d = f.metadata, _plain(default)
     extra = f" (one of: {', '.join(m['choices'])})" if m['choices'] else ''
@@ -278,7 +280,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, positional=()) ->
                         help='read parameters from a JSON or YAML file (flat or nested names, or a run.json); flags override it')
     return parser
 
-# %% ../nbs/00_config.ipynb #c043
+# %% ../nbs/00_config.ipynb #c047
 def load_config_file(path) -> dict:
     "Parameters from a JSON or YAML file; a `run.json`/`metrics.json` gives its `config`."
     p = Path(path)
@@ -296,7 +298,7 @@ def load_config_file(path) -> dict:
     if not isinstance(d, dict): raise ConfigError(f'config file {str(p)!r} must hold a mapping of parameter names to values, got {type(d).__name__}', 'config')
     return d
 
-# %% ../nbs/00_config.ipynb #c046
+# %% ../nbs/00_config.ipynb #c050
 def config_from_args(cls, ns: argparse.Namespace | dict):
     "The config of `add_config_arguments`' parsed flags: defaults < `--config FILE` < the flags given."
     given = dict(vars(ns) if isinstance(ns, argparse.Namespace) else ns)
@@ -309,7 +311,7 @@ def _as_flat(cls, d: dict) -> dict:
     "A dict of flat and nested names as flat names (so that flags given on top override the file)."
     return cls.from_dict(d).flat_dict() if d else {}
 
-# %% ../nbs/00_config.ipynb #c050
+# %% ../nbs/00_config.ipynb #c054
 def config_from_params(cls, namespace: dict):
     "The config of a papermill runner: the flat names given a value other than None, over `config_file` if given."
     given = {n: namespace[n] for n in cls.flat_names() if namespace.get(n) is not None}

@@ -61,7 +61,7 @@ class EvalConfig(Config):
     def check(self):
         if self.head_width % 8: raise ConfigError(f'head_width must be a multiple of 8 (GroupNorm groups), got {self.head_width}', 'head_width')
 
-# %% ../nbs/14_evaluate.ipynb #c008
+# %% ../nbs/14_evaluate.ipynb #c009
 def stratified_split(labels, test_per_class: int, val_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "`(train, val, test)` sample indices, sorted: `test_per_class`/`val_per_class` of every class, the rest for training."
     labels = np.asarray(labels)
@@ -76,7 +76,7 @@ def stratified_split(labels, test_per_class: int, val_per_class: int, seed: int)
         te.append(ids[:test_per_class]); va.append(ids[test_per_class:need - 1]); tr.append(ids[need - 1:])
     return tuple(np.sort(np.concatenate(x)) for x in (tr, va, te))
 
-# %% ../nbs/14_evaluate.ipynb #c011
+# %% ../nbs/14_evaluate.ipynb #c012
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     "Counts `(n_classes, n_classes)`: row = true class, column = predicted class."
     m = np.zeros((n_classes, n_classes), np.int64)
@@ -102,7 +102,7 @@ def forecast_errors(pred, true, labels=None) -> dict:
         out['mae_per_class'] = {c: d[labels == k].mean((0, 1)).tolist() for k, c in enumerate(CLASSES) if (labels == k).any()}
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c014
+# %% ../nbs/14_evaluate.ipynb #c015
 def camera_rotation(projections, image_size: int) -> np.ndarray:
     "World-to-camera rotations `(n, 3, 3)` of the 3x4 projections `(n, 3, 4)` (principal point at the image centre)."
     M = np.asarray(projections, np.float64)[:, :, :3]                    # (n, 3, 3) = K R
@@ -125,7 +125,7 @@ def last_position_forecast(observed, horizon: int) -> np.ndarray:
     "Stand still at the last observed position: `(n, k, 3)` → `(n, horizon, 3)`."
     return np.repeat(np.asarray(observed, np.float64)[:, -1:], horizon, axis=1)
 
-# %% ../nbs/14_evaluate.ipynb #c017
+# %% ../nbs/14_evaluate.ipynb #c018
 def object_track(videos_u8) -> tuple[torch.Tensor, torch.Tensor]:
     "uint8 videos `(n, T, H, W, 3)` → foreground centroids `(n, T, 2)` in units of the image size, and apparent size `(n, T)`."
     x = videos_to_float(videos_u8)
@@ -157,7 +157,7 @@ def kinematic_features(videos_u8, batch: int = 256) -> torch.Tensor:
         out.append(torch.cat([pc.flatten(1), v.flatten(1), a.flatten(1), size, size[:, 1:] - size[:, :-1], summary], 1).float())
     return torch.cat(out)
 
-# %% ../nbs/14_evaluate.ipynb #c019
+# %% ../nbs/14_evaluate.ipynb #c022
 def conv_trunk(cin: int, width: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv3d(cin, width, 3, stride=(1, 2, 2), padding=1), nn.GroupNorm(8, width), nn.SiLU(),
                          nn.Conv3d(width, 2 * width, 3, stride=(1, 2, 2), padding=1), nn.GroupNorm(8, 2 * width), nn.SiLU(),
@@ -167,6 +167,7 @@ def conv_trunk(cin: int, width: int) -> nn.Sequential:
 def mlp(cin: int, out: int, hidden: int = 128) -> nn.Sequential:
     return nn.Sequential(nn.Linear(cin, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out))
 
+# %% ../nbs/14_evaluate.ipynb #c024
 class CodeHead(nn.Module):
     "Integer codes `(B, t, h, w)` (or `(B, views, t, h, w)`) → `(B, out)`: each code's vector from the fixed `table` `(K, d)`, the trunk, an MLP."
     def __init__(self, table: torch.Tensor, out: int, width: int = 32, views: int = 1):
@@ -179,6 +180,7 @@ class CodeHead(nn.Module):
         v = rearrange(v, 'b t h w d -> b d t h w') if self.views == 1 else rearrange(v, 'b v t h w d -> b (v d) t h w')
         return self.head(self.trunk(v))
 
+# %% ../nbs/14_evaluate.ipynb #c026
 class PixelHead(nn.Module):
     "A small 3D CNN on pixels `(B, 3, T, H, W)`: 2x4x4 patches, then the same trunk and MLP."
     def __init__(self, out: int, width: int = 32):
@@ -195,7 +197,7 @@ class FeatureHead(nn.Module):
         self.net = mlp(features.shape[1], out, 256)
     def forward(self, f): return self.net((f - self.mean) / self.std)
 
-# %% ../nbs/14_evaluate.ipynb #c022
+# %% ../nbs/14_evaluate.ipynb #c029
 @torch.no_grad()
 def predict(model, inputs, ids, batch_size: int = 256, prepare=None) -> torch.Tensor:
     model.eval(); prepare = prepare or (lambda x: x)
@@ -215,7 +217,7 @@ def _score(model, inputs, targets, ids, task: str, prepare):
     y = targets[ids].flatten(1); ok = torch.isfinite(y)
     return (-float((out[ok] - y[ok]).abs().mean()),), out.reshape(targets[ids].shape).numpy()
 
-# %% ../nbs/14_evaluate.ipynb #c023
+# %% ../nbs/14_evaluate.ipynb #c031
 def train_head(model, inputs, targets, train_ids, val_ids, test_ids, task: str, epochs: int, batch_size: int,
                lr: float, seed: int, prepare=None, tick=None) -> dict:
     "Train `model` on `inputs[train_ids]`, select the epoch by `val_ids`, report on `test_ids` (task: 'classify' or 'regress')."
@@ -249,7 +251,7 @@ def _head_result(task, epochs, best, pred, targets, train_ids, test_ids) -> dict
             'per_class_accuracy': per_class_accuracy(y, pred, 4).tolist(), 'confusion': confusion_matrix(y, pred, 4).tolist(),
             'val_balanced_accuracy': best[0][0], 'test_predictions': pred.tolist()}
 
-# %% ../nbs/14_evaluate.ipynb #c027
+# %% ../nbs/14_evaluate.ipynb #c035
 EQ_SLOTS = (('linear', 'velocity', 3), ('circular', 'radius', 1), ('circular', 'angular_speed', 1), ('helical', 'radius', 1),
             ('helical', 'angular_speed', 1), ('helical', 'rise', 1), ('parabolic', 'velocity', 3), ('parabolic', 'gravity', 3))
 
@@ -269,7 +271,7 @@ def equation_targets(params, labels, projections, image_size: int) -> np.ndarray
         out[m, cols] = np.einsum('nij,nj->ni', R[m], v) if v.ndim == 2 else np.abs(v)[:, None]
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c028
+# %% ../nbs/14_evaluate.ipynb #c037
 def equation_errors(pred, true, labels, predicted_labels) -> dict:
     "Relative errors per parameter and class, and the share of videos whose class and every parameter (within 10%) are right."
     pred, true, labels, predicted_labels = np.asarray(pred, np.float64), np.asarray(true, np.float64), np.asarray(labels), np.asarray(predicted_labels)
@@ -294,7 +296,7 @@ def render_equation(label: int, row) -> str:
     eq = f"circle of radius {get('radius')[0]:.3f}, angle a0 + {get('angular_speed')[0]:.2f} t"
     return eq if label == 1 else eq.replace('circle', 'helix') + f", rising {get('rise')[0]:.3f} along its axis"
 
-# %% ../nbs/14_evaluate.ipynb #c032
+# %% ../nbs/14_evaluate.ipynb #c041
 def triangulate(projections, points) -> np.ndarray:
     "DLT: world points `(n, T, 3)` from pixel points `(n, V, T, 2)` of `V >= 2` views and their projections `(n, V, 3, 4)`."
     P = np.asarray(projections, np.float64)[:, :, None]                    # (n, V, 1, 3, 4)
@@ -315,7 +317,7 @@ def rotated_projections(projections, image_size: int, degrees: float, rng: np.ra
     Re = np.eye(3) + np.sin(a) * X + (1 - np.cos(a)) * X @ X
     return (K @ Re @ np.linalg.inv(K) @ P.reshape(-1, 3, 4)).reshape(P.shape)
 
-# %% ../nbs/14_evaluate.ipynb #c036
+# %% ../nbs/14_evaluate.ipynb #c045
 EVALUATE = JobSpec('evaluate', 'eval.json', 'out_dir', guard=('stages',), private=('stages',))
 HEAD_INPUTS = ('tokens', 'untrained_tokens', 'random_codes', 'pixels_3dcnn')
 CLASSIFIERS = HEAD_INPUTS + ('kinematic',)
@@ -327,7 +329,15 @@ def stage_names(equations: bool, cameras: bool) -> tuple:
     names = ['tokenize', 'tokenize_untrained', 'reconstruction', *[f'classify_{k}' for k in CLASSIFIERS], *[f'forecast_{k}' for k in FORECASTERS]]
     return tuple(names + [f'equation_{k}' for k in HEAD_INPUTS] * equations + ['cameras'] * cameras)
 
-# %% ../nbs/14_evaluate.ipynb #c038
+# %% ../nbs/14_evaluate.ipynb #c048
+def _headline(name: str, r: dict) -> dict:
+    if name.startswith('classify'): return {f'{name}_balanced_acc': r['balanced_accuracy']}
+    if name.startswith('forecast'): return {f'{name}_mae': r['mae']}
+    if name.startswith('equation'): return {f'{name}_right': r['all_within_10pct']}
+    if name == 'reconstruction': return {'psnr': r['overall']['psnr'], 'blank_psnr': r['overall']['blank_psnr']}
+    return {}
+
+# %% ../nbs/14_evaluate.ipynb #c050
 def _run_info(run: Path) -> dict:
     "What the run says about the tokenizer's training (empty when it was not made by `mono3d train`)."
     info = {}
@@ -350,7 +360,7 @@ def _open_tokenizer(cfg: EvalConfig):
     info = _run_info(run); rc = info.get('run')
     return VideoTokenizer.load(run / 'tokenizer.safetensors'), info, (rc.data.frames, rc.data.image_size) if rc else (None, None)
 
-# %% ../nbs/14_evaluate.ipynb #c039
+# %% ../nbs/14_evaluate.ipynb #c052
 def _prepare(cfg: EvalConfig) -> dict:
     "Check the inputs, touching nothing: the tokenizer, the dataset's place, shape and seed, the context."
     tok, info, (frames, size) = _open_tokenizer(cfg)
@@ -381,7 +391,7 @@ def _overlap(info: dict, ds, splits) -> dict:
     seen = set(split_ids(rc.data.num_samples, rc.data.val_samples)[0].tolist())
     return {k: int(sum(int(i) in seen for i in ids)) for k, ids in zip(('train', 'val', 'test'), splits)}
 
-# %% ../nbs/14_evaluate.ipynb #c041
+# %% ../nbs/14_evaluate.ipynb #c056
 class Evaluation:
     "One evaluation: its inputs, its job, and what its stages found so far (`results`)."
     def __init__(self, cfg: EvalConfig, job: Job, prep: dict, out: Path):
@@ -400,7 +410,7 @@ class Evaluation:
         self.job.progress.update(metrics=_headline(name, r))
         return r
 
-# %% ../nbs/14_evaluate.ipynb #c042
+# %% ../nbs/14_evaluate.ipynb #c059
 @patch
 def open_data(self: Evaluation) -> None:
     "Generate (or check) the dataset, then read its labels, splits, videos of the first camera and positions."
@@ -425,7 +435,7 @@ def view(self: Evaluation, v: int, ids) -> np.ndarray:
     "uint8 videos of samples `ids` seen by camera `v`."
     return videos_by_shard(self.ds.index, ids, self.ds.shard_videos, camera=v)
 
-# %% ../nbs/14_evaluate.ipynb #c044
+# %% ../nbs/14_evaluate.ipynb #c062
 def _codes(tok: VideoTokenizer, videos, k: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     "Codes of whole videos, and (with `k`) of their first `k` frames alone, int16."
     full, ctx = [], []
@@ -452,7 +462,7 @@ def tokenize_untrained(self: Evaluation) -> dict:
     with atomic_writer(self.out / 'untrained_codes.npz') as f: np.savez(f, codes=full, context_codes=ctx)
     return {'videos': self.n, 'codebook_usage': float(len(np.unique(full)) / self.tok.codebook_size)}
 
-# %% ../nbs/14_evaluate.ipynb #c045
+# %% ../nbs/14_evaluate.ipynb #c064
 @patch
 def load_codes(self: Evaluation) -> None:
     "The codes of every input, `{name: (whole videos, context frames)}`, and both views' codes when there are two."
@@ -481,7 +491,7 @@ def head(self: Evaluation, name: str, out: int, context: bool = False) -> dict:
     return dict(model=CodeHead(self.tok.code_table(), out, width=c.head_width), inputs=self.codes[name][int(context)],
                 epochs=c.head_epochs, **common)
 
-# %% ../nbs/14_evaluate.ipynb #c047
+# %% ../nbs/14_evaluate.ipynb #c067
 @patch
 def reconstruction(self: Evaluation) -> dict:
     te, rec, cod = self.splits[2], [], []
@@ -503,7 +513,7 @@ def classify(self: Evaluation, name: str) -> dict:
     f = kinematic_features(self.videos)
     return train_head(FeatureHead(f[self.splits[0]], 4), f, self.labels, task='classify', epochs=self.cfg.head_epochs, **self.common())
 
-# %% ../nbs/14_evaluate.ipynb #c048
+# %% ../nbs/14_evaluate.ipynb #c069
 @patch
 def forecast(self: Evaluation, name: str) -> dict:
     "Positions of the frames after the context, from the context alone (or, for the two baselines, from the true observed track)."
@@ -529,7 +539,7 @@ def equation(self: Evaluation, name: str) -> dict:
                  'predicted': render_equation(int(said[i]), pred[i]), 'right': errs['right_per_video'][i]} for c, i in enumerate(first)]
     return {'epochs': r['epochs'], 'best_epoch': r['best_epoch'], **errs, 'examples': examples}
 
-# %% ../nbs/14_evaluate.ipynb #c049
+# %% ../nbs/14_evaluate.ipynb #c071
 @patch
 def cameras(self: Evaluation) -> dict:
     "The 3D track of every frame, in the first camera's axes: from one view's codes, both views' codes, and by triangulation."
@@ -548,7 +558,7 @@ def cameras(self: Evaluation) -> dict:
     out['triangulation_angle_0.5deg'] = err(triangulate(rotated_projections(P, self.size, 0.5, rng), pts))
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c051
+# %% ../nbs/14_evaluate.ipynb #c074
 TARGETS = (('classification: tokens >= 99% balanced accuracy', 'classification', lambda m: m['balanced_accuracy'] >= 0.99),
            ('forecast: tokens MAE <= 0.05', 'forecasting', lambda m: m['mae'] <= 0.05),
            ('equations: >= 80% of test videos with the class and every parameter within 10%', 'equations',
@@ -570,7 +580,7 @@ def targets(rep: dict) -> dict:
                                                                         'also_met_by': [], 'informative': True}
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c055
+# %% ../nbs/14_evaluate.ipynb #c078
 NAMES = {'tokens': 'tokens (frozen tokenizer codes)', 'untrained_tokens': 'untrained tokenizer codes (control)',
          'random_codes': 'random codes (control)', 'pixels_3dcnn': '3D CNN on pixels', 'kinematic': 'kinematic features of the 2D track',
          'constant_velocity': 'constant velocity (true observed 3D track, control)', 'last_position': 'last position (true track, control)',
@@ -600,7 +610,7 @@ def _md_classification(rep: dict) -> list:
           f"({100 * cm[2, 1] / max(cm[2].sum(), 1):.1f}%; the earlier project's monocular model: 73.6%)."]
     return L
 
-# %% ../nbs/14_evaluate.ipynb #c056
+# %% ../nbs/14_evaluate.ipynb #c080
 def _axes(m) -> str: return ' / '.join(f'{x:.4f}' for x in m['mae_per_axis'])
 
 def _md_forecasting(rep: dict) -> list:
@@ -626,7 +636,7 @@ def _md_equations(rep: dict) -> list:
         L.append(f"| {e['class']} ({e['predicted_class']}) | `{e['true']}` | `{e['predicted']}` | {'yes' if e['right'] else 'no'} |")
     return L
 
-# %% ../nbs/14_evaluate.ipynb #c057
+# %% ../nbs/14_evaluate.ipynb #c082
 def _md_cameras(rep: dict) -> list:
     if not rep.get('cameras'): return ['', '## One camera against two', '', 'Not measured: the dataset has one camera (`--cameras 2` adds the study).']
     L = ['', "## One camera against two: the 3D track of every frame, in the first camera's axes", '',
@@ -646,7 +656,7 @@ def _md_budget(rep: dict) -> list:
     return ['', '## Budget', '', f"Heads: {b['head_epochs']} epochs (3D CNN: {b['pixel_epochs']}), {b['threads']} threads; stages: "
             + ', '.join(f'{k} {v:.0f} s' for k, v in b['stage_seconds'].items()) + f"; total {b['total_seconds'] / 60:.1f} min."]
 
-# %% ../nbs/14_evaluate.ipynb #c058
+# %% ../nbs/14_evaluate.ipynb #c084
 def render_report(rep: dict) -> str:
     "The report as a Markdown page."
     ov = rep['splits']['overlap_with_tokenizer_training']
@@ -658,30 +668,7 @@ def render_report(rep: dict) -> str:
     for part in (_md_reconstruction, _md_classification, _md_forecasting, _md_equations, _md_cameras, _md_targets, _md_budget): L += part(rep)
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/14_evaluate.ipynb #c060
-@patch
-def run(self: Evaluation) -> dict:
-    self.stage('tokenize', self.tokenize); self.stage('tokenize_untrained', self.tokenize_untrained)
-    self.load_codes()
-    rep = {'reconstruction': self.stage('reconstruction', self.reconstruction)}
-    rep['classification'] = {k: self.stage(f'classify_{k}', lambda k=k: self.classify(k)) for k in CLASSIFIERS}
-    rep['forecasting'] = {k: self.stage(f'forecast_{k}', lambda k=k: self.forecast(k)) for k in FORECASTERS}
-    rep['equations'] = {k: self.stage(f'equation_{k}', lambda k=k: self.equation(k)) for k in HEAD_INPUTS} if self.has_params else None
-    rep['cameras'] = self.stage('cameras', self.cameras) if self.views >= 2 else None
-    self.figures(rep)
-    return self.write_report(rep)
-
-@patch
-def figures(self: Evaluation, rep: dict) -> None:
-    te, f = self.splits[2], rep['forecasting']
-    plot_confusions({k: rep['classification'][k] for k in CLASSIFIERS}, self.out / 'confusion.png')
-    plot_forecasts(self.positions[te].numpy(), self.k, {'tokens': np.asarray(f['tokens']['predictions']),
-                   'constant velocity': np.asarray(f['constant_velocity']['predictions'])}, self.labels[te].numpy(), self.out / 'forecast.png')
-    sections = {f'forecast, frames {self.k + 1}..{self.frames}': {k: m['mae_per_axis'] for k, m in f.items()}}
-    if rep['cameras']: sections['3D track, one camera against two'] = {k: m['mae_per_axis'] for k, m in rep['cameras'].items()}
-    plot_axis_errors(sections, self.out / 'axis_errors.png')
-
-# %% ../nbs/14_evaluate.ipynb #c061
+# %% ../nbs/14_evaluate.ipynb #c088
 def _lean(section: dict | None) -> dict | None:
     "A section without the per-video arrays its stages keep (predictions), for the report."
     drop = ('predictions', 'test_predictions', 'right_per_video')
@@ -708,14 +695,30 @@ def write_report(self: Evaluation, rep: dict) -> dict:
     atomic_write(self.out / 'report.md', render_report(rep))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c062
-def _headline(name: str, r: dict) -> dict:
-    if name.startswith('classify'): return {f'{name}_balanced_acc': r['balanced_accuracy']}
-    if name.startswith('forecast'): return {f'{name}_mae': r['mae']}
-    if name.startswith('equation'): return {f'{name}_right': r['all_within_10pct']}
-    if name == 'reconstruction': return {'psnr': r['overall']['psnr'], 'blank_psnr': r['overall']['blank_psnr']}
-    return {}
+# %% ../nbs/14_evaluate.ipynb #c090
+@patch
+def run(self: Evaluation) -> dict:
+    self.stage('tokenize', self.tokenize); self.stage('tokenize_untrained', self.tokenize_untrained)
+    self.load_codes()
+    rep = {'reconstruction': self.stage('reconstruction', self.reconstruction)}
+    rep['classification'] = {k: self.stage(f'classify_{k}', lambda k=k: self.classify(k)) for k in CLASSIFIERS}
+    rep['forecasting'] = {k: self.stage(f'forecast_{k}', lambda k=k: self.forecast(k)) for k in FORECASTERS}
+    rep['equations'] = {k: self.stage(f'equation_{k}', lambda k=k: self.equation(k)) for k in HEAD_INPUTS} if self.has_params else None
+    rep['cameras'] = self.stage('cameras', self.cameras) if self.views >= 2 else None
+    self.figures(rep)
+    return self.write_report(rep)
 
+@patch
+def figures(self: Evaluation, rep: dict) -> None:
+    te, f = self.splits[2], rep['forecasting']
+    plot_confusions({k: rep['classification'][k] for k in CLASSIFIERS}, self.out / 'confusion.png')
+    plot_forecasts(self.positions[te].numpy(), self.k, {'tokens': np.asarray(f['tokens']['predictions']),
+                   'constant velocity': np.asarray(f['constant_velocity']['predictions'])}, self.labels[te].numpy(), self.out / 'forecast.png')
+    sections = {f'forecast, frames {self.k + 1}..{self.frames}': {k: m['mae_per_axis'] for k, m in f.items()}}
+    if rep['cameras']: sections['3D track, one camera against two'] = {k: m['mae_per_axis'] for k, m in rep['cameras'].items()}
+    plot_axis_errors(sections, self.out / 'axis_errors.png')
+
+# %% ../nbs/14_evaluate.ipynb #c093
 def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained tokenizer (resumable); returns the report (also written to `out_dir/report.json`)."
     cfg = EvalConfig.coerce(config, **overrides)
@@ -740,12 +743,12 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
                                                                             if rep['equations'] else ''))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c064
+# %% ../nbs/14_evaluate.ipynb #c097
 build_eval_parser, main = job_main(
     'evaluate', EvalConfig, 'Evaluate a trained tokenizer: reconstruction, classification, forecasting, equations and one camera '
     'against two, from its codes, beside controls and baselines. Running it again resumes.', evaluate_run,
     directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval', positional=('run_dir',))
 
-# %% ../nbs/14_evaluate.ipynb #c065
+# %% ../nbs/14_evaluate.ipynb #c099
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

@@ -170,25 +170,6 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig) -> dict:
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
 
 # %% ../nbs/18_evaluate_prior.ipynb #c033
-def prediction(ctx: dict, cfg: EvalPriorConfig) -> dict:
-    "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
-    prior, k = ctx['prior'], cfg.context_frames
-    real = videos_by_shard(ctx['index'], ctx['val_ids'][:cfg.predict_videos])
-    truth, _ = object_track(real); S = real.shape[-2]
-    out = {}
-    for which in SETS:
-        p = _continued(which, real, ctx, cfg)
-        c, _ = object_track(p)
-        out[which] = _future_errors(c, truth, p, real, k, S)
-    last = np.repeat(real[:, k - 1:k], real.shape[1] - k, axis=1)
-    copy = np.concatenate([real[:, :k], last], 1)
-    out['copy_last_frame'] = _future_errors(object_track(copy)[0], truth, copy, real, k, S)
-    v = truth[:, k - 1] - truth[:, k - 2]
-    cv = truth[:, k - 1:k] + v[:, None] * torch.arange(1, real.shape[1] - k + 1)[None, :, None]
-    err = ((cv - truth[:, k:]).norm(dim=-1) * S).mean(0)
-    out['constant_velocity'] = {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': None}
-    return out
-
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
     if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0)['videos']
@@ -211,7 +192,27 @@ def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
     p = psnr(videos_to_float(videos[:, k:]), videos_to_float(real[:, k:])).mean()
     return {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': float(p)}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c036
+# %% ../nbs/18_evaluate_prior.ipynb #c035
+def prediction(ctx: dict, cfg: EvalPriorConfig) -> dict:
+    "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
+    prior, k = ctx['prior'], cfg.context_frames
+    real = videos_by_shard(ctx['index'], ctx['val_ids'][:cfg.predict_videos])
+    truth, _ = object_track(real); S = real.shape[-2]
+    out = {}
+    for which in SETS:
+        p = _continued(which, real, ctx, cfg)
+        c, _ = object_track(p)
+        out[which] = _future_errors(c, truth, p, real, k, S)
+    last = np.repeat(real[:, k - 1:k], real.shape[1] - k, axis=1)
+    copy = np.concatenate([real[:, :k], last], 1)
+    out['copy_last_frame'] = _future_errors(object_track(copy)[0], truth, copy, real, k, S)
+    v = truth[:, k - 1] - truth[:, k - 2]
+    cv = truth[:, k - 1:k] + v[:, None] * torch.arange(1, real.shape[1] - k + 1)[None, :, None]
+    err = ((cv - truth[:, k:]).norm(dim=-1) * S).mean(0)
+    out['constant_velocity'] = {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': None}
+    return out
+
+# %% ../nbs/18_evaluate_prior.ipynb #c038
 BETTER = {'balanced_accuracy': 'high', 'one_object_share': 'high', 'frechet': 'low', 'path_roughness_px': 'low', 'distinct_grids': 'high'}
 
 def informative(trained: float, control: float, better: str, margin: float = 0.2) -> bool:
@@ -228,20 +229,7 @@ def targets(rep: dict) -> dict:
             'both controls clearly worse on every measure': all(informative(t[k], rep['sets'][c][k], b) for c in ('untrained', 'unigram')
                                                                for k, b in BETTER.items() if k != 'distinct_grids')}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c038
-def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -> dict:
-    rep.update(config=cfg.to_dict(), prior_run=str(cfg.prior_run), reproducibility=job.record['runs'][-1], targets=targets(rep),
-               not_informative={f'{k} ({c} control)': not informative(rep['sets']['trained'][k], rep['sets'][c][k], b)
-                                for c in ('untrained', 'unigram') for k, b in BETTER.items()})
-    plot_confusions({s: {'confusion': rep['sets'][s]['confusion'], 'balanced_accuracy': rep['sets'][s]['balanced_accuracy']} for s in SETS},
-                    out / 'confusion.png')
-    atomic_write(out / 'report.json', json.dumps(rep, indent=1, default=jsonable))
-    atomic_write(out / 'report.md', render_prior_report(rep))
-    job.say(f"[evaluate-prior] COMPLETE {out}: class fidelity {100 * rep['sets']['trained']['balanced_accuracy']:.1f}%, one object in "
-            f"{100 * rep['sets']['trained']['one_object_share']:.1f}% of frames, Frechet {rep['sets']['trained']['frechet']:.2f} "
-            f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
-    return rep
-
+# %% ../nbs/18_evaluate_prior.ipynb #c040
 ROWS = (('balanced_accuracy', 'class fidelity (balanced accuracy)', '{:.1%}'), ('one_object_share', 'frames with exactly one object', '{:.1%}'),
         ('no_object_share', 'frames with no object', '{:.1%}'), ('frechet', 'Frechet distance to real (features)', '{:.2f}'),
         ('path_roughness_px', 'path roughness (px, second differences)', '{:.2f}'), ('distinct_grids', 'distinct token grids', '{:.1%}'),
@@ -268,7 +256,7 @@ def render_prior_report(rep: dict) -> str:
     L += ['', '## Targets', ''] + [f"- {k}: {'met' if v else 'NOT met'}" for k, v in rep['targets'].items()]
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/18_evaluate_prior.ipynb #c042
+# %% ../nbs/18_evaluate_prior.ipynb #c044
 def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained prior (resumable); returns the report (also `out_dir/report.json` and `report.md`)."
     cfg = EvalPriorConfig.coerce(config, **overrides)
@@ -303,12 +291,25 @@ def _save_set(out: Path, which: str, s: dict) -> dict:
 def _measure_saved(out: Path, which: str, ref: dict) -> dict:
     with np.load(out / f'samples_{which}.npz') as z: return measures(z['videos'], z['codes'], z['labels'], ref)
 
-# %% ../nbs/18_evaluate_prior.ipynb #c045
+def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -> dict:
+    rep.update(config=cfg.to_dict(), prior_run=str(cfg.prior_run), reproducibility=job.record['runs'][-1], targets=targets(rep),
+               not_informative={f'{k} ({c} control)': not informative(rep['sets']['trained'][k], rep['sets'][c][k], b)
+                                for c in ('untrained', 'unigram') for k, b in BETTER.items()})
+    plot_confusions({s: {'confusion': rep['sets'][s]['confusion'], 'balanced_accuracy': rep['sets'][s]['balanced_accuracy']} for s in SETS},
+                    out / 'confusion.png')
+    atomic_write(out / 'report.json', json.dumps(rep, indent=1, default=jsonable))
+    atomic_write(out / 'report.md', render_prior_report(rep))
+    job.say(f"[evaluate-prior] COMPLETE {out}: class fidelity {100 * rep['sets']['trained']['balanced_accuracy']:.1f}%, one object in "
+            f"{100 * rep['sets']['trained']['one_object_share']:.1f}% of frames, Frechet {rep['sets']['trained']['frechet']:.2f} "
+            f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
+    return rep
+
+# %% ../nbs/18_evaluate_prior.ipynb #c047
 build_evaluate_prior_parser, main = job_main(
     'evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and prediction, beside an untrained '
     'and a unigram prior. Running it again resumes.', evaluate_prior, directory=lambda a: a.get('out_dir') or Path(a['prior_run']) / 'eval',
     positional=('prior_run',))
 
-# %% ../nbs/18_evaluate_prior.ipynb #c047
+# %% ../nbs/18_evaluate_prior.ipynb #c049
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

@@ -160,7 +160,7 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
     fig.axes[0].legend(fontsize=6, loc='upper left')
     save_png(fig, path, dpi=60, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c027
+# %% ../nbs/11_plots.ipynb #c028
 def plot_axis_errors(sections: dict, path) -> None:
     "`sections`: {title: {model: [x, y, depth] mean absolute errors}} → one grouped bar chart per section."
     fig = Figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))

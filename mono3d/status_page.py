@@ -52,6 +52,7 @@ _JS = """
 })();
 """
 
+# %% ../nbs/04_status_page.ipynb #c008
 def _why(s: dict) -> str:
     "The line under the status: a HUNG job's explanation, or the job's message."
     if s.get('status') == 'HUNG':
@@ -59,7 +60,7 @@ def _why(s: dict) -> str:
                 f"(stuck at {s.get('done')}/{s.get('total')} {s.get('unit')})" + (f"; {s['message']}" if s.get('message') else ''))
     return s.get('message') or ''
 
-# %% ../nbs/04_status_page.ipynb #c009
+# %% ../nbs/04_status_page.ipynb #c011
 def _e(x) -> str: return html.escape(str(x), quote=True)
 
 def _rows(s: dict) -> list[tuple[str, str]]:
@@ -75,7 +76,7 @@ def _rows(s: dict) -> list[tuple[str, str]]:
             ('Started', f"{_e(s.get('started_at'))}, restarts {_e(s.get('restarts', 0))}"),
             ('Host', f"{_e(s.get('host'))} (pid {_e(s.get('pid'))}), heartbeat every {_e(s.get('heartbeat_every'))} s")]
 
-# %% ../nbs/04_status_page.ipynb #c012
+# %% ../nbs/04_status_page.ipynb #c014
 def _figures(directory) -> str:
     "The PNG plots and GIF animations of `directory` as HTML figures."
     figs = []
@@ -87,7 +88,7 @@ def _figures(directory) -> str:
         figs.append(f'<figure><img src="{src}" alt="{_e(p.name)}"><figcaption>{_e(p.name)}</figcaption></figure>')
     return ''.join(figs)
 
-# %% ../nbs/04_status_page.ipynb #c015
+# %% ../nbs/04_status_page.ipynb #c017
 def render_status_html(s: dict, directory=None) -> str:
     "The status page for a `progress.json` state; the PNG plots and GIF animations in `directory` are inlined."
     e = _e

@@ -162,6 +162,7 @@ def _intents(self: ManifestStore, index: int | None = None) -> list[tuple[Path, 
             out.append((p, alive))
     return out
 
+# %% ../nbs/01_store.ipynb #c033
 @patch
 def write(self: ManifestStore, index: int, suffix: str, data: bytes | str | Callable) -> dict:
     "Atomically write one member file of an item (bytes, str, or a callable given the open file), after its intent."
@@ -191,7 +192,7 @@ def save(self: ManifestStore, index: int, members: dict[str, bytes | str | Calla
     "Write every member, then commit. The usual way to save an item."
     return self.commit(index, {s: self.write(index, s, d) for s, d in members.items()}, meta)
 
-# %% ../nbs/01_store.ipynb #c034
+# %% ../nbs/01_store.ipynb #c036
 @patch
 def indices(self: ManifestStore) -> list[int]:
     "Indices that have a manifest (committed, not yet validated), ascending."
@@ -214,7 +215,7 @@ def validate(self: ManifestStore, index: int) -> tuple[dict | None, str]:
         if sha256_file(p) != rec.get('sha256'): return None, f'{fname} fails its sha256 check'
     return manifest, ''
 
-# %% ../nbs/01_store.ipynb #c037
+# %% ../nbs/01_store.ipynb #c039
 @patch
 def valid(self: ManifestStore, warn: bool = True) -> list[dict]:
     "Manifests of every valid item, ascending; invalid ones are logged as warnings."
@@ -243,7 +244,7 @@ def newest_loadable(self: ManifestStore, load: Callable[[dict], object], warn: b
         if warn: log.warning('newest %s %s is invalid (%s); falling back to the previous one', self.kind, self.name(i), why)
     return None
 
-# %% ../nbs/01_store.ipynb #c040
+# %% ../nbs/01_store.ipynb #c042
 @patch
 def _members(self: ManifestStore, index: int | None = None) -> list[Path]:
     "The member files of item `index` (of every item when None), manifests included."
@@ -266,7 +267,7 @@ def rotate(self: ManifestStore, keep_last: int, protect: set[int] = frozenset())
     for i in gone: self.discard(i)
     return gone
 
-# %% ../nbs/01_store.ipynb #c043
+# %% ../nbs/01_store.ipynb #c045
 @patch
 def _uncommitted(self: ManifestStore) -> dict[int, list[Path]]:
     committed = set(self.indices())

@@ -28,6 +28,11 @@ MAX_CODEBOOK = 2 ** 20      # FSQ and LFQ keep tables of the codebook's size; mo
 def _pow2(name, v):
     if v & (v - 1): raise ConfigError(f'{name} must be a power of two, got {v!r}', name)
 
+def _ram_bytes() -> int:
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 0
+
+# %% ../nbs/10_tokenizer.ipynb #c008
 @dataclass(frozen=True)
 class TokenizerConfig(Config):
     "Architecture of a `VideoTokenizer`."
@@ -96,11 +101,7 @@ class TokenizerConfig(Config):
                 p += conv(c, w[i + 1], 27) + conv(w[i + 1], c * st, 27)
         return p
 
-def _ram_bytes() -> int:
-    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (ValueError, OSError, AttributeError): return 0
-
-# %% ../nbs/10_tokenizer.ipynb #c009
+# %% ../nbs/10_tokenizer.ipynb #c011
 class ResBlock3d(nn.Module):
     "GroupNorm → SiLU → conv3d, twice, plus a (1×1×1 when widths differ) skip."
     def __init__(self, cin: int, cout: int, groups: int):
@@ -126,7 +127,7 @@ class Upsample3d(nn.Module):
     def forward(self, x):
         return rearrange(self.conv(x), 'b (c st sh sw) t h w -> b c (t st) (h sh) (w sw)', st=self.st, sh=self.sh, sw=self.sw)
 
-# %% ../nbs/10_tokenizer.ipynb #c012
+# %% ../nbs/10_tokenizer.ipynb #c014
 class Encoder3d(nn.Module):
     "video (B, 3, T, H, W) → continuous latent (B, latent_dim, T/ft, H/fs, W/fs)."
     def __init__(self, c: TokenizerConfig):
@@ -167,7 +168,7 @@ class Decoder3d(nn.Module):
         x = self.conv_out(F.silu(self.norm_out(x)))
         return rearrange(x, 'b (c p1 p2) t h w -> b c t (h p1) (w p2)', p1=self.p, p2=self.p)   # depth-to-space
 
-# %% ../nbs/10_tokenizer.ipynb #c016
+# %% ../nbs/10_tokenizer.ipynb #c018
 def fsq_entropy_penalty(latent: torch.Tensor, levels, temperature: float = 0.1) -> torch.Tensor:
     """Mean per-token entropy minus batch entropy of soft per-channel level assignments, summed over channels.
     `latent (B, len(levels), t, h, w)` before FSQ's bound; lower means certain tokens and a spread batch."""
@@ -186,7 +187,7 @@ def fsq_entropy_penalty(latent: torch.Tensor, levels, temperature: float = 0.1) 
     batch = -(mean * mean.clamp_min(1e-12).log()).sum()
     return per_token - batch
 
-# %% ../nbs/10_tokenizer.ipynb #c020
+# %% ../nbs/10_tokenizer.ipynb #c022
 class VideoTokenizer(nn.Module):
     "Video → integer tokens → video. Input `(B, 3, T, H, W)` float in [0, 1]."
     def __init__(self, config: TokenizerConfig | None = None):
@@ -209,7 +210,7 @@ class VideoTokenizer(nn.Module):
         "Raw uint8 RGB bits divided by token bits."
         return frames * height * width * 3 * 8 / self.bits_per_video(frames, height, width)
 
-# %% ../nbs/10_tokenizer.ipynb #c023
+# %% ../nbs/10_tokenizer.ipynb #c025
 @patch
 def check_video(self: VideoTokenizer, video) -> None:
     "Raise a clear error unless `video` is a float tensor (B, 3, T, H, W) in [0, 1] with divisible T/H/W."
@@ -234,7 +235,7 @@ def check_codes(self: VideoTokenizer, codes) -> None:
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
         raise ValueError(f'codes must lie in [0, {self.codebook_size}), got min {int(codes.min())} and max {int(codes.max())}')
 
-# %% ../nbs/10_tokenizer.ipynb #c026
+# %% ../nbs/10_tokenizer.ipynb #c028
 @patch
 def encode(self: VideoTokenizer, video: torch.Tensor) -> torch.Tensor:
     "Continuous latent `(B, latent_dim, t, h, w)` before quantization."
@@ -251,6 +252,7 @@ def quantize(self: VideoTokenizer, latent: torch.Tensor):
         zq, codes, aux = self.quantizer(latent)
     return zq, codes.long(), aux
 
+# %% ../nbs/10_tokenizer.ipynb #c030
 @patch
 def forward(self: VideoTokenizer, video: torch.Tensor):
     "`(reconstruction, codes, aux_loss)`."
@@ -281,7 +283,7 @@ def code_table(self: VideoTokenizer) -> torch.Tensor:
     if zq.shape[1] != self.config.latent_dim: zq = rearrange(zq, 'b t h w d -> b d t h w')
     return rearrange(zq, '1 d k 1 1 -> k d').float()
 
-# %% ../nbs/10_tokenizer.ipynb #c030
+# %% ../nbs/10_tokenizer.ipynb #c034
 def _saved_config(cfg_path: Path) -> dict:
     "The `config` of a tokenizer's `.json`, or a `ConfigError` that names the file and what is wrong with it."
     try: d = json.loads(cfg_path.read_text())
