@@ -10,7 +10,7 @@ several widths, depths and token groups, on random codes of the default tokenize
 videos/s of `Prior.sample` against decode steps, and class fidelity and one-object share of 64 videos per class
 against decode steps, guidance and temperature (the evaluation's own measures, classifier trained on real videos).
 """
-import argparse, json, os, platform, sys, time
+import argparse, json, os, platform, time
 from pathlib import Path
 import numpy as np
 import torch

@@ -20,7 +20,6 @@ which gives the perplexity of the tokens that touch the object apart from the ot
 """
 import argparse, json, os, platform, subprocess, sys, time
 from pathlib import Path
-import numpy as np
 import torch
 import torch.nn.functional as F
 

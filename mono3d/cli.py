@@ -5,9 +5,8 @@
 # %% ../nbs/19_cli.ipynb #c003
 from __future__ import annotations
 import argparse, json, logging, os, sys, time
-from pathlib import Path
 from .config import ConfigError
-from .progress import observe, printable, progress_summary, effective_status
+from .progress import observe, progress_summary, effective_status
 from .publish import redact, register_secrets
 from .job import run_as_command
 

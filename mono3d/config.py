@@ -5,7 +5,7 @@
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
 import argparse, dataclasses, json, math, numbers, os
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from fastcore.basics import patch
 

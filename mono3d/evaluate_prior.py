@@ -4,20 +4,19 @@
 
 # %% ../nbs/18_evaluate_prior.ipynb #c003
 from __future__ import annotations
-import json, math, os, sys
+import json, os, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastcore.basics import patch
 from .config import SEED_MAX, Config, ConfigError, param
 from .store import atomic_write, atomic_writer, sha256_file
 from .job import Job, JobConfig, JobSpec, jsonable, job_main
 from .data import CLASSES, ShardIndex, read_dataset_config, videos_by_shard, videos_to_float
 from .loss import psnr
 from .evaluate import FeatureHead, balanced_accuracy, confusion_matrix, kinematic_features, object_track, predict, train_head
-from .maskgit import MaskedTokenTransformer, PriorModelConfig, decode, unigram_sample
+from .maskgit import MaskedTokenTransformer, decode, unigram_sample
 from .prior import Prior
 from .tokens import TokenCache
 from .train import split_ids
@@ -195,7 +194,7 @@ def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
 # %% ../nbs/18_evaluate_prior.ipynb #c035
 def prediction(ctx: dict, cfg: EvalPriorConfig) -> dict:
     "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
-    prior, k = ctx['prior'], cfg.context_frames
+    k = cfg.context_frames
     real = videos_by_shard(ctx['index'], ctx['val_ids'][:cfg.predict_videos])
     truth, _ = object_track(real); S = real.shape[-2]
     out = {}

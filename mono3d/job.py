@@ -8,9 +8,9 @@ import fcntl, itertools, json, os, pickle, platform, select, shlex, signal, sock
 from dataclasses import dataclass
 from pathlib import Path
 from .config import Config, ConfigError, param
-from .store import UnsafeFile, atomic_write, open_private, utc_now, log
+from .store import UnsafeFile, atomic_write, open_private, utc_now
 from .publish import check_publish_url, public, redact, register_secrets
-from .progress import ProgressFile, StopRequested, RUNNING, COMPLETE, FAILED, PREEMPTED, say
+from .progress import ProgressFile, StopRequested, RUNNING, COMPLETE, say
 from fastcore.basics import patch
 from .status_page import render_status_html, STATUS_HTML
 

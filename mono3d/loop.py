@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from fastcore.basics import patch
-from .config import Config, ConfigError, param
-from .store import ManifestStore, atomic_write, log, utc_now
-from .progress import COMPLETE, StopRequested, say
+from .config import ConfigError, param
+from .store import ManifestStore, atomic_write, utc_now
+from .progress import StopRequested, say
 from .publish import public
 from .job import Job, JobConfig, JobSpec, Processes, identity_diff
 from .recipe import OptimConfig, PlanShape, TrainingPlan, WeightAverage, optimisation_step, warmup_cosine

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_plots.ipynb #c003
 from __future__ import annotations
-import io, os
+import io
 from pathlib import Path
 import numpy as np
 import torch

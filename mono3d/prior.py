@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save as safetensors_save, load as safetensors_load
 from fastcore.basics import patch
 from .config import SEED_MAX, Config, ConfigError, param
-from .store import atomic_write, sha256_file
+from .store import atomic_write
 from .job import JobSpec, Processes, job_main, run_as_command
 from .data import CLASSES, videos_to_float
 from .recipe import OptimConfig, PlanShape, TrainingPlan

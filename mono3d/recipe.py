@@ -6,9 +6,8 @@
 from __future__ import annotations
 import math
 from dataclasses import dataclass
-import numpy as np
 import torch
-from .config import Config, ConfigError, param
+from .config import Config, param
 from .loss import foreground_mask
 from fastcore.basics import patch
 

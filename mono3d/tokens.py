@@ -4,16 +4,15 @@
 
 # %% ../nbs/15_tokens.ipynb #c003
 from __future__ import annotations
-import io, json, os, sys
+import json, os, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.basics import patch
 from .config import Config, ConfigError, param
 from .store import ManifestStore, sha256_file
 from .progress import COMPLETE, read_progress
-from .job import Job, JobConfig, JobSpec, Processes, job_main
+from .job import Job, JobConfig, JobSpec, job_main
 from .data import ShardIndex, check_dataset, gaps, read_dataset_config, shards_of, videos_by_shard, videos_to_float
 from .tokenizer import VideoTokenizer
 import torch.nn.functional as F

@@ -1,7 +1,6 @@
 "Shared helpers for the long-running-process suite: run the real CLI in a subprocess and inspect its files."
 import hashlib, json, os, subprocess, sys, time
 from pathlib import Path
-import pytest
 
 
 def cli_cmd(*args):

@@ -1,6 +1,6 @@
 """Scale out: `torchrun --nproc_per_node 2 -m mono3d.train` on the CPU (gloo), run for real and killed for real;
 the device choice; and step timings recorded by every run."""
-import hashlib, json, os, signal, subprocess, sys, time
+import hashlib, os, signal, subprocess, sys
 from pathlib import Path
 import pytest
 import torch

@@ -1,9 +1,8 @@
 """Researcher ergonomics (issue 14), on real runs: tracebacks that are kept, experiment tracking, the reproducibility
 record, a --help that teaches, config files, videos to look at, a console that does not tear, notebooks that show
 their results."""
-import json, os, pty, re, select, shutil, signal, subprocess, sys, time
+import json, os, pty, re, select, signal, subprocess, sys
 from pathlib import Path
-import numpy as np
 import pytest
 from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd
 

@@ -1,6 +1,6 @@
 """Evaluation: splits, metrics on hand-made cases, the random-code control, and real end-to-end runs
 (papermill runner and `mono3d evaluate`, killed and resumed)."""
-import json, os, shutil, signal, subprocess, sys, time
+import json, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """The user's long-running-process rules, checked on real generation runs (in-process and as a subprocess,
 killed for real where resume is the point)."""
-import json, os, random, re, signal, subprocess, sys, time
+import json, os, random, re, signal, subprocess, time
 from pathlib import Path
 import numpy as np
 import pytest

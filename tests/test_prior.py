@@ -1,7 +1,7 @@
 """The prior over the tokens (issue 22) on real runs: the token cache killed and resumed gives the same bytes, the prior
 trains through the same loop (killed at random moments, resumed bit-identically), sampling is deterministic, the
 evaluation resumes to the same report, and bad input is refused with exit 2 naming the setting."""
-import hashlib, json, os, random, signal, subprocess, sys, time
+import hashlib, random, signal, subprocess, time
 from pathlib import Path
 import numpy as np
 import pytest

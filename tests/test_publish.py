@@ -1,12 +1,11 @@
 """Seeing a run from elsewhere: publishing progress to fsspec URLs during real jobs, `mono3d status`
 (paths and URLs, --watch, --json), the self-contained status page, and the read-only `mono3d serve`."""
-import http.client, json, os, re, shutil, signal, subprocess, sys, threading, time
+import http.client, json, os, re, shutil, signal, subprocess, threading, time
 from pathlib import Path
 import fsspec
 import pytest
 from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd
 from mono3d.train import TrainConfig, fit
-from mono3d.data import generate_dataset
 from mono3d.progress import ProgressFile, COMPLETE, PREEMPTED
 
 ROOT = Path(__file__).resolve().parent.parent

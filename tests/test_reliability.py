@@ -1,7 +1,7 @@
 """Jobs that cannot hurt each other (issue 12): directory locks, owner-aware cleanup, configurations that fail before
 they touch anything, checkpoints that do not load, credentials that never leak, stops within seconds, and the small
 errors that each get a clear message. Every case runs the real commands in subprocesses."""
-import json, os, re, shutil, signal, socket, subprocess, sys, time
+import json, os, re, signal, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mono3d.data import generate_dataset, load_dataset, videos_to_float
 from mono3d.tokenizer import VideoTokenizer, TokenizerConfig, fsq_entropy_penalty
-from mono3d.loss import (ReconstructionLoss, psnr, blank_frame_psnr, centroid_error_px, codebook_usage, reconstruction_metrics,
+from mono3d.loss import (ReconstructionLoss, reconstruction_metrics,
                          foreground_mask, foreground_psnr, background_colour)
 from mono3d.recipe import tokenizer_step, warmup_cosine, object_crops, object_clips
 
