@@ -97,7 +97,8 @@ def forward(self: MaskedTokenTransformer, codes: torch.Tensor, masked: torch.Ten
     L = torch.tensor(self.levels, device=codes.device)
     digits = code_digits(self.to_positions(codes), self.levels)                 # (B, P, G, C)
     digits = torch.where(masked[:, :, None, None], L, digits)                   # a masked token: each channel's extra level
-    x = self.embed(digits + self.offsets).sum((2, 3))                           # (B, P, width)
+    idx = (digits + self.offsets).flatten(2)                                    # (B, P, G * C): one bag of embeddings per position
+    x = F.embedding_bag(idx.flatten(0, 1), self.embed.weight, mode='sum').view(*idx.shape[:2], -1)   # (B, P, width), summed in place
     x = torch.cat([self.classes(labels)[:, None], x], 1) + self.pos
     x = self.norm(self.body(x))[:, 1:]
     return self.head(x).view(len(codes), self.positions, self.group, sum(self.levels))
