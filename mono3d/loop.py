@@ -105,16 +105,26 @@ class TrainState:
         self.pending_validation = d.get('pending_validation', False)     # the plan is the run's own: a larger --epochs extends it
         if rng: set_rng_state(d['rng'])
 
+    @property
+    def warmup(self) -> int:
+        "Warm-up steps: `--warmup-steps`, but at most a tenth of the run (else a short run never reaches its learning rate)."
+        return min(self.optim.warmup_steps, self.plan.total // 10)
+
     def lr(self, step: int) -> float:
         "The learning rate of step `step` (0-based) of the plan: warm-up, then cosine."
         o = self.optim
-        return o.lr * warmup_cosine(o.warmup_steps, self.plan.total, o.min_lr_ratio)(step)
+        return o.lr * warmup_cosine(self.warmup, self.plan.total, o.min_lr_ratio)(step)
 
     def schedule(self) -> dict:
         "What the schedule is (recorded in checkpoints; rebuilt, never loaded)."
         o = self.optim
-        return {'kind': 'warmup_cosine', 'peak_lr': o.lr, 'warmup_steps': o.warmup_steps, 'total_steps': self.plan.total,
+        return {'kind': 'warmup_cosine', 'peak_lr': o.lr, 'warmup_steps': self.warmup, 'total_steps': self.plan.total,
                 'min_lr_ratio': o.min_lr_ratio, 'step': self.step}
+
+    def warmup_note(self) -> str:
+        "For the plan line: the warm-up, and why it is shorter than asked when it is."
+        w, asked = self.warmup, self.optim.warmup_steps
+        return f'; warm-up {w} steps' + (f' (--warmup-steps {asked} capped at a tenth of the run)' if w < asked else '')
 
     @property
     def weights(self) -> nn.Module:
@@ -582,7 +592,7 @@ def fit(self: Trainer) -> dict:
     job.start_progress(self.plan.total, 'steps', done=self.step)
     self.step0, self.started = self.step, time.monotonic()
     self.report = Reporter(job, self.task, self.plan, self.step, self.record.get('wandb_id'))
-    job.say(self.task.describe(None if self.provisional else self.plan) + self.where())
+    job.say(self.task.describe(None if self.provisional else self.plan) + self.where() + ('' if self.provisional else self.state.warmup_note()))
     try:
         if self.state.pending_validation and self.main and self.validate() is not None: self.checkpoint()
         while self.step < self.plan.total:

@@ -30,9 +30,9 @@ def test_the_tokenizer_training_module_is_short():
 
 
 def _blocks(lines, k=6):
-    "Every run of `k` consecutive meaningful lines (stripped; blank lines, comments and config-field declarations skipped)."
+    "Every run of `k` consecutive meaningful lines (stripped; blank lines, comments, imports and config-field declarations skipped)."
     keep = [(i, l.strip()) for i, l in enumerate(lines)
-            if l.strip() and not l.strip().startswith(('#', '@patch', '"', "'")) and '= param(' not in l
+            if l.strip() and not l.strip().startswith(('#', '@patch', '"', "'", 'import ', 'from ')) and '= param(' not in l
             and l.strip() not in ('try:', 'else:', 'finally:', 'return out', 'return None', ')', ']', '}', 'pass')]
     for j in range(len(keep) - k + 1):
         yield keep[j][0], tuple(l for _, l in keep[j:j + k])
