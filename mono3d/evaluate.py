@@ -737,7 +737,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
         rep = ev.run()
         job.progress.message = 'report written'
     t, f = rep['classification']['tokens'], rep['forecasting']
-    job.say(f"[evaluate] COMPLETE {out}: tokens {t['balanced_accuracy']:.3f} balanced accuracy (untrained tokenizer "
+    job.result(f"[evaluate] COMPLETE {out}: tokens {t['balanced_accuracy']:.3f} balanced accuracy (untrained tokenizer "
             f"{rep['classification']['untrained_tokens']['balanced_accuracy']:.3f}), forecast MAE {f['tokens']['mae']:.4f} "
             f"(constant velocity {f['constant_velocity']['mae']:.4f})" + (f", equations right {100 * rep['equations']['tokens']['all_within_10pct']:.1f}%"
                                                                             if rep['equations'] else ''))

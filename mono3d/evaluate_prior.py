@@ -298,7 +298,7 @@ def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -
                     out / 'confusion.png')
     atomic_write(out / 'report.json', json.dumps(rep, indent=1, default=jsonable))
     atomic_write(out / 'report.md', render_prior_report(rep))
-    job.say(f"[evaluate-prior] COMPLETE {out}: class fidelity {100 * rep['sets']['trained']['balanced_accuracy']:.1f}%, one object in "
+    job.result(f"[evaluate-prior] COMPLETE {out}: class fidelity {100 * rep['sets']['trained']['balanced_accuracy']:.1f}%, one object in "
             f"{100 * rep['sets']['trained']['one_object_share']:.1f}% of frames, Frechet {rep['sets']['trained']['frechet']:.2f} "
             f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
     return rep

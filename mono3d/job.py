@@ -454,6 +454,11 @@ def say(self: Job, *parts) -> None:
     if self.main: say(*parts, quiet=self.config.quiet)
 
 @patch
+def result(self: Job, *parts) -> None:
+    "The final line of a job (rank 0): printed even when quiet, which promises the final result."
+    if self.main: say(*parts)
+
+@patch
 def tick(self: Job) -> None:
     "Inside a long unit of work: stop if a signal arrived, and report that the job is working."
     self.stop.check(); self.progress.tick()

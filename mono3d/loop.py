@@ -571,7 +571,7 @@ def finish(self: Trainer) -> dict:
                    'timing': t, 'config': public(self.cfg.to_dict()), 'reproducibility': self.job.record.get('runs', [{}])[-1],
                    'history': st.history}
         atomic_write(self.run / 'metrics.json', json.dumps(summary, indent=1))
-        self.job.say(f'[{self.job.kind}] COMPLETE {self.run}: held-out {self.task.format(final)}; {t["videos_per_s"]:.1f} videos/s in steps '
+        self.job.result(f'[{self.job.kind}] COMPLETE {self.run}: held-out {self.task.format(final)}; {t["videos_per_s"]:.1f} videos/s in steps '
                      f'(waiting for data {t["data_wait_s"]:.1f} s, steps {t["step_s"]:.1f} s, checkpoints {t["checkpoint_s"]:.1f} s, '
                      f'validation {t["validation_s"]:.1f} s), peak memory {t["rss_mb"]:.0f} MB (batch workers {t["children_rss_mb"]:.0f} MB)')
     return self.proc.broadcast(final)
@@ -626,7 +626,7 @@ def train(task: Task, restart: bool = False) -> dict:
             t.open()
             done = proc.broadcast(t.finished() if proc.main else None)
             if done is not None:
-                job.say(f'[{job.kind}] {t.run} is already complete: {t.step}/{t.plan.total} steps; nothing to do')
+                job.result(f'[{job.kind}] {t.run} is already complete: {t.step}/{t.plan.total} steps; nothing to do')
                 job.already_complete(t.plan.total, 'steps')
                 proc.close(); return done
             final = t.fit()

@@ -18,8 +18,8 @@ from .store import atomic_write
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['QUANTIZERS', 'MAX_CODEBOOK', 'TokenizerConfig', 'ResBlock3d', 'Downsample3d', 'Upsample3d', 'Encoder3d', 'Decoder3d',
-           'fsq_entropy_penalty', 'VideoTokenizer']
+__all__ = ['QUANTIZERS', 'MAX_CODEBOOK', 'WEIGHTS_NAME', 'TokenizerConfig', 'ResBlock3d', 'Downsample3d', 'Upsample3d',
+           'Encoder3d', 'Decoder3d', 'fsq_entropy_penalty', 'VideoTokenizer']
 
 # %% ../nbs/10_tokenizer.ipynb #c006
 QUANTIZERS = ('fsq', 'lfq')
@@ -304,12 +304,50 @@ def save(self: VideoTokenizer, path) -> tuple[Path, Path]:
     atomic_write(cfg_path, json.dumps({'config': self.config.to_dict(), 'codebook_size': self.codebook_size}, indent=1))
     return path, cfg_path
 
+WEIGHTS_NAME = 'tokenizer.safetensors'
+
+def _weights_path(path) -> Path:
+    "The weights file `path` names: a run directory (its `tokenizer.safetensors`), the `.safetensors` file, or its `.json`."
+    p = Path(path)
+    if p.is_dir():
+        if not (p / WEIGHTS_NAME).is_file():
+            raise FileNotFoundError(f'{p} is a directory without {WEIGHTS_NAME}: pass a finished run directory (mono3d train), '
+                                    f'a .safetensors file or its .json')
+        return p / WEIGHTS_NAME
+    if p.suffix not in ('.safetensors', '.json'):
+        raise ValueError(f'path {str(p)!r}: expected a run directory, a .safetensors file or its .json, got a {p.suffix or "suffix-less"} path')
+    return p.with_suffix('.safetensors')
+
+def _read_weights(path: Path) -> dict:
+    "The tensors of a safetensors file, or a `ConfigError` that says the file is not one."
+    try: return safetensors_load(path.read_bytes())
+    except Exception as e:   # safetensors raises its own error types ("header too large", "invalid JSON in header")
+        raise ConfigError(f'{path} is not a safetensors file that save() wrote ({type(e).__name__}: {e})', 'path') from None
+
 @patch(cls_method=True)
 def load(cls: VideoTokenizer, path, map_location: str = 'cpu') -> VideoTokenizer:
-    "Rebuild from `save`'s two files. Reads tensors and JSON only: loading cannot run code."
-    path = Path(path); cfg_path = path.with_suffix('.json')
+    "Rebuild from `save`'s two files (`path`: a run directory, the `.safetensors` or its `.json`). Reads tensors and JSON only: loading cannot run code."
+    path = _weights_path(path); cfg_path = path.with_suffix('.json')
     for p in (path, cfg_path):
-        if not p.is_file(): raise FileNotFoundError(f'tokenizer file {p} does not exist (save() writes {path.name} and {cfg_path.name})')
+        if not p.is_file(): raise FileNotFoundError(f'tokenizer file {p} does not exist (save() writes {path.name} and {cfg_path.name} side by side)')
     model = cls(TokenizerConfig.from_dict(_saved_config(cfg_path)))
-    model.load_state_dict(safetensors_load(path.read_bytes()), strict=True)
+    model.load_state_dict(_read_weights(path), strict=True)
     return model.to(map_location)
+
+# %% ../nbs/10_tokenizer.ipynb #c038
+@patch(cls_method=True)
+def from_pretrained(cls: VideoTokenizer, path, map_location: str = 'cpu') -> VideoTokenizer:
+    "A saved tokenizer, in eval mode: `path` is a run directory, a `.safetensors` file or its `.json`."
+    return cls.load(path, map_location).eval()
+
+@patch
+def save_pretrained(self: VideoTokenizer, directory, overwrite: bool = False) -> Path:
+    "`directory/tokenizer.safetensors` and `.json`; an existing saved tokenizer there is kept unless `overwrite`."
+    w = Path(directory) / WEIGHTS_NAME
+    if w.exists() and not overwrite:
+        raise FileExistsError(f'{w} exists; save_pretrained never overwrites a saved tokenizer (pass overwrite=True, or another directory)')
+    self.save(w)
+    return Path(directory)
+
+VideoTokenizer.encode_indices = VideoTokenizer.tokenize    # Cosmos-Tokenizer's names for the discrete pair
+VideoTokenizer.decode_indices = VideoTokenizer.detokenize

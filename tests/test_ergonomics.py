@@ -185,6 +185,10 @@ def test_quiet_fit_prints_only_heartbeats_and_the_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert '[train] step' not in r.stdout and '[generate]' not in r.stdout
     assert 'COMPLETE' in (tmp_path / 'run' / 'PROGRESS.txt').read_text()
+    final = [l for l in r.stdout.splitlines() if l.startswith('[train] COMPLETE')]    # --quiet promises the final result
+    assert len(final) == 1 and 'held-out PSNR' in final[0], r.stdout[-2000:]
+    again = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert again.returncode == 0 and 'is already complete' in again.stdout, again.stdout[-2000:]
 
 
 NOTEBOOK_OUTPUT_BUDGET = 400_000        # bytes of outputs per module notebook: figures read on a code host, the repo stays small
