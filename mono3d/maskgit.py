@@ -15,8 +15,8 @@ from .config import Config, ConfigError, param
 
 # %% auto #0
 __all__ = ['code_digits', 'digits_code', 'mask_share', 'random_mask', 'PriorModelConfig', 'MaskedTokenTransformer',
-           'group_tokens', 'split_digits', 'masked_token_loss', 'guided_logits', 'sample_positions', 'decode',
-           'unigram_sample']
+           'group_tokens', 'token_mask', 'split_digits', 'masked_token_loss', 'guided_logits', 'sample_tokens',
+           'decode', 'unigram_sample']
 
 # %% ../nbs/16_maskgit.ipynb #c006
 def code_digits(codes: torch.Tensor, levels) -> torch.Tensor:
@@ -35,7 +35,7 @@ def mask_share(t) -> float:
     return math.cos(math.pi / 2 * float(t))
 
 def random_mask(n: int, positions: int, generator: torch.Generator) -> torch.Tensor:
-    "Boolean `(n, positions)`: each row masks `ceil(mask_share(u) * positions)` positions (at least one), `u` uniform."
+    "Boolean `(n, positions)`: each row masks `ceil(mask_share(u) * positions)` of them (at least one), `u` uniform; `positions` may be tokens."
     u = torch.rand(n, generator=generator)
     count = torch.ceil(torch.cos(math.pi / 2 * u) * positions).clamp(1, positions).long()
     rank = torch.rand(n, positions, generator=generator).argsort(1).argsort(1)        # a random order of the positions
@@ -48,8 +48,8 @@ class PriorModelConfig(Config):
     width: int = param(192, 'width of the transformer', lo=8, limit=4096)
     depth: int = param(6, 'transformer layers', lo=1, limit=64)
     heads: int = param(6, 'attention heads (width must be divisible by it)', lo=1, limit=64)
-    group_h: int = param(2, 'token rows per position of the transformer', lo=1, limit=64)
-    group_w: int = param(2, 'token columns per position of the transformer', lo=1, limit=64)
+    group_h: int = param(4, 'token rows per position of the transformer', lo=1, limit=64)
+    group_w: int = param(4, 'token columns per position of the transformer', lo=1, limit=64)
     mlp_ratio: int = param(4, 'width of the MLP, in multiples of the width', lo=1, limit=16)
 
     def check(self):
@@ -92,31 +92,37 @@ def to_grid(self: MaskedTokenTransformer, tokens: torch.Tensor) -> torch.Tensor:
     return rearrange(tokens, 'b (t h w) (gh gw) -> b t (h gh) (w gw)', t=t, h=h // self.cfg.group_h, gh=self.cfg.group_h)
 
 # %% ../nbs/16_maskgit.ipynb #c021
+def token_mask(masked: torch.Tensor, group: int) -> torch.Tensor:
+    "`(B, P, group)` from a mask per token (as it is) or per position `(B, P)` (every token of a masked position)."
+    return masked[..., None].expand(*masked.shape, group) if masked.dim() == 2 else masked
+
+# %% ../nbs/16_maskgit.ipynb #c024
 @patch
 def forward(self: MaskedTokenTransformer, codes: torch.Tensor, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     L = torch.tensor(self.levels, device=codes.device)
     digits = code_digits(self.to_positions(codes), self.levels)                 # (B, P, G, C)
-    digits = torch.where(masked[:, :, None, None], L, digits)                   # a masked token: each channel's extra level
+    digits = torch.where(token_mask(masked, self.group)[..., None], L, digits)  # a masked token: each channel's extra level
     idx = (digits + self.offsets).flatten(2)                                    # (B, P, G * C): one bag of embeddings per position
     x = F.embedding_bag(idx.flatten(0, 1), self.embed.weight, mode='sum').view(*idx.shape[:2], -1)   # (B, P, width), summed in place
     x = torch.cat([self.classes(labels)[:, None], x], 1) + self.pos
     x = self.norm(self.body(x))[:, 1:]
     return self.head(x).view(len(codes), self.positions, self.group, sum(self.levels))
 
-# %% ../nbs/16_maskgit.ipynb #c024
+# %% ../nbs/16_maskgit.ipynb #c027
 def split_digits(logits: torch.Tensor, levels) -> list[torch.Tensor]:
     "Logits `(..., sum(levels))` → one `(..., L)` per channel."
     return list(torch.split(logits, list(levels), dim=-1))
 
 def masked_token_loss(logits: torch.Tensor, codes_p: torch.Tensor, masked: torch.Tensor, levels) -> tuple[torch.Tensor, dict]:
-    "`(loss, parts)`: logits `(B, P, G, sum(L))`, true codes as positions `(B, P, G)`, `masked (B, P)`."
-    digits = code_digits(codes_p, levels)[masked]                               # (M, G, C)
-    parts = split_digits(logits[masked], levels)
-    loss = sum(F.cross_entropy(p.reshape(-1, p.shape[-1]), digits[..., c].reshape(-1)) for c, p in enumerate(parts)) / len(levels)
+    "`(loss, parts)`: logits `(B, P, G, sum(L))`, true codes as positions `(B, P, G)`, `masked` per token or per position."
+    m = token_mask(masked, codes_p.shape[-1])
+    digits = code_digits(codes_p, levels)[m]                                    # (M, C): the masked tokens' digits
+    parts = split_digits(logits[m], levels)
+    loss = sum(F.cross_entropy(p, digits[:, c]) for c, p in enumerate(parts)) / len(levels)
     right = torch.stack([p.argmax(-1) == digits[..., c] for c, p in enumerate(parts)], -1).all(-1)
     return loss, {'loss': float(loss.detach()), 'token_accuracy': float(right.float().mean())}
 
-# %% ../nbs/16_maskgit.ipynb #c027
+# %% ../nbs/16_maskgit.ipynb #c030
 def guided_logits(model: MaskedTokenTransformer, codes, masked, labels, guidance: float) -> torch.Tensor:
     "The guided logits (see above); `labels` are the requested classes."
     none = torch.full_like(labels, model.num_classes)
@@ -126,44 +132,44 @@ def guided_logits(model: MaskedTokenTransformer, codes, masked, labels, guidance
     uncond = model(codes, masked, none)
     return uncond + guidance * (cond - uncond)
 
-# %% ../nbs/16_maskgit.ipynb #c030
+# %% ../nbs/16_maskgit.ipynb #c033
 def _gumbel(shape, generator, device) -> torch.Tensor:
     u = torch.rand(shape, generator=generator).to(device).clamp_(1e-20, 1 - 1e-7)
     return -torch.log(-torch.log(u))
 
-def sample_positions(logits: torch.Tensor, levels, temperature: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    "Sampled codes `(B, P, G)` and each position's log probability `(B, P)`, from logits `(B, P, G, sum(L))`."
+def sample_tokens(logits: torch.Tensor, levels, temperature: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    "Sampled codes `(B, P, G)` and each token's log probability `(B, P, G)`, from logits `(B, P, G, sum(L))`."
     digits, score = [], 0
     for p in split_digits(logits.float(), levels):
         logp = p.log_softmax(-1)
         d = (logp + temperature * _gumbel(p.shape, generator, p.device)).argmax(-1) if temperature > 0 else logp.argmax(-1)
-        digits.append(d); score = score + logp.gather(-1, d[..., None])[..., 0].sum(-1)
+        digits.append(d); score = score + logp.gather(-1, d[..., None])[..., 0]
     return digits_code(torch.stack(digits, -1), levels), score
 
-# %% ../nbs/16_maskgit.ipynb #c032
+# %% ../nbs/16_maskgit.ipynb #c035
 @torch.no_grad()
 def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12, temperature: float = 1.0, guidance: float = 1.0,
            generator: torch.Generator | None = None, codes: torch.Tensor | None = None, known: torch.Tensor | None = None,
            choice_noise: float = 1.0) -> torch.Tensor:
-    "Codes `(B, t, h, w)` for `labels`, filled in `steps` steps; `codes` and `known (B, positions)` give fixed positions."
-    B, P, dev = len(labels), model.positions, labels.device
+    "Codes `(B, t, h, w)` for `labels`, filled in `steps` steps; `codes` and `known` (per token or position) give fixed tokens."
+    B, P, G, dev = len(labels), model.positions, model.group, labels.device
     g = generator or torch.Generator().manual_seed(0)
-    tokens = model.to_positions(codes) if codes is not None else torch.zeros(B, P, model.group, dtype=torch.long, device=dev)
-    masked = ~known if known is not None else torch.ones(B, P, dtype=torch.bool, device=dev)
+    tokens = model.to_positions(codes) if codes is not None else torch.zeros(B, P, G, dtype=torch.long, device=dev)
+    masked = (~token_mask(known, G) if known is not None else torch.ones(B, P, G, dtype=torch.bool, device=dev)).flatten(1)
     unknown = masked.sum(1)
     for k in range(steps):
-        logits = guided_logits(model, model.to_grid(tokens), masked, labels, guidance)
-        new, score = sample_positions(logits, model.levels, temperature, g)
+        logits = guided_logits(model, model.to_grid(tokens), masked.view(B, P, G), labels, guidance)
+        new, score = (x.flatten(1) for x in sample_tokens(logits, model.levels, temperature, g))
         noise = choice_noise * (1 - (k + 1) / steps) * _gumbel(score.shape, g, dev)
         score = torch.where(masked, score + noise, torch.full_like(score, -float('inf')))
         keep = torch.floor(unknown * mask_share((k + 1) / steps)).long()          # still masked after this step
-        rank = score.argsort(1, descending=True).argsort(1)                       # 0 = the most confident masked position
+        rank = score.argsort(1, descending=True).argsort(1)                       # 0 = the most confident masked token
         fix = masked & (rank < (masked.sum(1) - keep)[:, None])
-        tokens = torch.where(fix[..., None], new, tokens)
+        tokens = torch.where(fix.view(B, P, G), new.view(B, P, G), tokens)
         masked = masked & ~fix
     return model.to_grid(tokens)
 
-# %% ../nbs/16_maskgit.ipynb #c037
+# %% ../nbs/16_maskgit.ipynb #c040
 def unigram_sample(frequencies: torch.Tensor, count: int, grid: tuple, generator: torch.Generator) -> torch.Tensor:
     "Codes `(count, *grid)`, every token drawn independently from `frequencies (codebook_size,)`."
     p = frequencies.double() / frequencies.sum()

@@ -119,28 +119,29 @@ def plan_shape(self: PriorTask) -> PlanShape:
 # %% ../nbs/17_prior.ipynb #c017
 @patch
 def future_mask(self: PriorTask, n: int) -> torch.Tensor:
-    "`(n, positions)`: every position after the first `context_frames` video frames."
+    "`(n, positions, group)`: every token after the first `context_frames` video frames."
     t, h, w = self.grid
     k = self.cfg.recipe.context_frames // self.tc.model.temporal_downsample
-    per = (h // self.cfg.model.group_h) * (w // self.cfg.model.group_w)
-    return (torch.arange(t * per) >= k * per).expand(n, -1)
+    G = self.cfg.model.group_h * self.cfg.model.group_w
+    per = h * w // G
+    return (torch.arange(t * per) >= k * per)[:, None].expand(n, t * per, G)
 
 @patch
 def batch_at(self: PriorTask, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor:
-    "`(B, 1 + positions + tokens)` int64: class, mask, codes of step `step` on process `rank`."
+    "`(B, 1 + tokens + tokens)` int64: class, mask, codes of step `step` on process `rank`."
     if rank not in self.streams: self.streams[rank] = IdStream(self.train_ids, self.cfg.seed, rank, self.proc.world)
     r, ids = self.cfg.recipe, self.streams[rank].ids_at(plan.position(step), plan.batch(step))
     g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, rank, 0x9A1]).generate_state(1)[0]))
-    n, positions = len(ids), math.prod(self.grid) // (self.cfg.model.group_h * self.cfg.model.group_w)
+    n, future = len(ids), self.future_mask(len(ids))
     labels = torch.where(torch.rand(n, generator=g) < r.class_dropout, len(CLASSES), self.labels[ids])
-    masked = torch.where((torch.rand(n, generator=g) < r.predict_share)[:, None], self.future_mask(n), random_mask(n, positions, g))
-    return torch.cat([labels[:, None], masked.long(), self.codes[ids].flatten(1)], 1)
+    masked = torch.where((torch.rand(n, generator=g) < r.predict_share)[:, None, None], future, random_mask(n, future[0].numel(), g).view_as(future))
+    return torch.cat([labels[:, None], masked.flatten(1).long(), self.codes[ids].flatten(1)], 1)
 
 @patch
 def unpack(self: PriorTask, batch: torch.Tensor):
-    "`(codes (B, t, h, w), masked (B, positions), labels (B,))` of a batch."
-    P = math.prod(self.grid) // (self.cfg.model.group_h * self.cfg.model.group_w)
-    return batch[:, 1 + P:].view(len(batch), *self.grid), batch[:, 1:1 + P].bool(), batch[:, 0]
+    "`(codes (B, t, h, w), masked (B, positions, group), labels (B,))` of a batch."
+    N, G = math.prod(self.grid), self.cfg.model.group_h * self.cfg.model.group_w
+    return batch[:, 1 + N:].view(len(batch), *self.grid), batch[:, 1:1 + N].bool().view(len(batch), N // G, G), batch[:, 0]
 
 # %% ../nbs/17_prior.ipynb #c020
 @patch
@@ -158,7 +159,7 @@ def held_out(self: PriorTask, model, predict: bool, batch: int = 64, tick=None) 
         if tick is not None: tick()
         ids = self.val_ids[i:i + batch]
         codes = self.codes[ids].to(self.device)
-        masked = (self.future_mask(len(ids)) if predict else random_mask(len(ids), model.positions, g)).to(self.device)
+        masked = (self.future_mask(len(ids)) if predict else random_mask(len(ids), model.positions * model.group, g).view(len(ids), model.positions, model.group)).to(self.device)
         loss, parts = masked_token_loss(model(codes, masked, self.labels[ids].to(self.device)), model.to_positions(codes), masked, self.levels)
         tot += parts['loss'] * len(ids); acc += parts['token_accuracy'] * len(ids); n += len(ids)
     return {'loss': tot / n, 'token_accuracy': acc / n}

@@ -208,3 +208,15 @@ def test_module_notebooks_show_their_results_within_a_size_budget():
         kinds = {k for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', []) for k in o.get('data', {})}
         assert kinds & {'image/png', 'image/gif'}, f'{nb} shows no figure'
     assert total < 3_000_000
+
+
+def test_ci_runs_the_readme_test_command_verbatim_and_dev_extras_stay_light():
+    "The README's test command is the one .ci/run runs; trackers, JupyterLab and cloud filesystems are extras, not dev tools."
+    readme, ci = (ROOT / 'README.md').read_text(), (ROOT / '.ci' / 'run').read_text()
+    cmd = next(l for l in readme.splitlines() if l.startswith('python3 -m venv') and 'scripts/test.sh' in l)
+    assert cmd in ci and '.[dev,tensorboard,wandb]' in cmd
+    import configparser
+    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT / 'settings.ini')
+    dev = cfg['DEFAULT']['dev_requirements']
+    assert not any(name in dev for name in ('tensorboard', 'wandb', 'jupyterlab', 's3fs', 'gcsfs'))
+    assert 'vector-quantize-pytorch>=1.20,<2' in cfg['DEFAULT']['requirements']

@@ -252,3 +252,31 @@ def test_clips_cut_from_uint8_with_the_known_background_equal_the_float_clips(vi
     assert c8.dtype == torch.uint8 and c8.shape == (32, 3, 8, 24, 24)
     assert torch.equal(c8.float() / 255, cf)
     with pytest.raises(TypeError, match='a uint8 video needs a uint8 bg'): foreground_mask(u8, bg.float() / 255)
+
+
+@pytest.mark.parametrize('levels', [(5, 5, 5, 5, 5), (8, 5, 5, 5), (7, 5, 5, 5, 5)])
+def test_fsq_index_to_code_mapping_is_the_one_saved_tokenizers_depend_on(levels):
+    """A saved tokenizer's integer codes mean what vector-quantize-pytorch's FSQ maps them to: code i has digits
+    i // prod(levels[:c]) % levels[c] and channel value (digit - L // 2) / (L // 2). A release of the library that
+    changes the mapping would silently change every saved token cache and prior; this pins it (setup.py bounds the version too)."""
+    from mono3d.maskgit import code_digits
+    tok = VideoTokenizer(TokenizerConfig(levels=levels)).eval()
+    d = code_digits(torch.arange(tok.codebook_size), levels).float()
+    half = torch.tensor(levels).float() // 2
+    assert torch.equal(tok.code_table(), (d - half) / half)
+
+
+def test_from_pretrained_takes_a_directory_the_weights_or_the_config_and_never_overwrites(tmp_path, videos):
+    tok = VideoTokenizer(TokenizerConfig(channels=8, channel_mults=(1, 2, 2))).train()
+    d = tok.save_pretrained(tmp_path / 'run')
+    for p in (d, d / 'tokenizer.safetensors', d / 'tokenizer.json'):
+        t = VideoTokenizer.from_pretrained(p)
+        assert not t.training and torch.equal(t.encode_indices(videos), tok.eval().tokenize(videos))
+        assert torch.equal(t.decode_indices(t.encode_indices(videos)), tok.detokenize(tok.tokenize(videos)))
+    before = (d / 'tokenizer.safetensors').read_bytes()
+    with pytest.raises(FileExistsError, match='never overwrites'): VideoTokenizer(TokenizerConfig(channels=8, channel_mults=(1, 2, 2))).save_pretrained(d)
+    assert (d / 'tokenizer.safetensors').read_bytes() == before
+    with pytest.raises(FileNotFoundError, match='directory without tokenizer.safetensors'): VideoTokenizer.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match='expected a run directory'): VideoTokenizer.from_pretrained(d / 'tokenizer.pt')
+    (d / 'tokenizer.safetensors').write_bytes(b'{"not": "weights"}' * 4)
+    with pytest.raises(ValueError, match='is not a safetensors file'): VideoTokenizer.from_pretrained(d)
