@@ -1,7 +1,8 @@
 """Benchmark: the prior's training step and its sampling, on this CPU.
 
     python bench/prior.py steps [--threads 2]                    # step time of transformer sizes on the default token grid
-    python bench/prior.py sampling PRIOR_RUN [--threads 2]       # videos/s and quality against decode steps, guidance, temperature
+    python bench/prior.py sampling PRIOR_RUN [--threads 2] [--per-class 16] [--checkpoint runs/prior/step_N.pt]
+                                                                 # videos/s and quality against decode steps, guidance, temperature
     python bench/prior.py background TOKENIZER_RUN               # what canonical background codes cost the reconstruction
 
 `steps` times a training step (forward, masked-token loss, backward, AdamW) of the masked-token transformer for
@@ -45,13 +46,45 @@ def steps(a):
         print(f'| {width} | {depth} | {gh}x{gh} | {m.positions} | {sum(p.numel() for p in m.parameters()):,} | {s:.3f} | {1 / s:.2f} | {B / s:.1f} |', flush=True)
 
 
+SWEEP = [dict(steps=k) for k in (4, 8, 12, 24)] + [dict(temperature=t) for t in (0.0, 0.5, 0.8)] + \
+        [dict(guidance=g) for g in (0.0, 1.0, 4.0)] + [dict(choice_noise=c) for c in (0.0, 4.5)]
+BASE = dict(steps=12, temperature=1.0, guidance=2.0, choice_noise=1.0)
+
+
 def sampling(a):
-    from mono3d.prior import Prior
-    prior = Prior.load(a.prior_run)
-    print('| decode steps | videos/s (batch 16) |\n|---|---|')
-    for k in (4, 8, 12, 16):
+    """videos/s of `Prior.sample` against decode steps, then the evaluation's measures of `--per-class` videos per class
+    against decode steps, temperature, guidance and choice noise (one setting changed at a time from BASE)."""
+    from mono3d.data import CLASSES
+    from mono3d.evaluate_prior import EvalPriorConfig, _open_prior, reference, measures
+    from mono3d.maskgit import decode
+    cfg = EvalPriorConfig(prior_run=a.prior_run, per_class=a.per_class, classifier_videos=a.classifier_videos)
+    ctx = _open_prior(cfg)
+    prior = ctx['prior']
+    if a.checkpoint:                                  # an intermediate checkpoint of a run that is still training
+        d = torch.load(a.checkpoint, map_location='cpu', weights_only=False)
+        prior.model.load_state_dict(d['model']); prior.model.eval()
+        print(f'# weights of {a.checkpoint} (step {d["step"]})')
+    ref, info = reference(ctx, cfg, None, lambda: None)
+    print(f"# classifier (kinematic features, {info['classifier_train_videos']} real videos): real held-out balanced accuracy "
+          f"{100 * info['classifier_real_heldout_balanced_accuracy']:.1f}%; real-vs-real Fréchet floor {info['real_vs_real_frechet']:.3f}; "
+          f"reconstructions: one object {100 * info['reconstructions']['one_object_share']:.1f}%, "
+          f"fidelity {100 * info['reconstructions']['balanced_accuracy']:.1f}%")
+    print('\n| decode steps | videos/s (batch 16, guidance 2) |\n|---|---|')
+    for k in (4, 8, 12, 24):
         t = time.perf_counter(); prior.sample('helical', 16, seed=0, steps=k); dt = time.perf_counter() - t
         print(f'| {k} | {16 / dt:.2f} |', flush=True)
+    labels = torch.arange(len(CLASSES)).repeat_interleave(a.per_class)
+    print(f'\n{a.per_class} videos per class; BASE {BASE}\n\n| setting | class fidelity | frames with one object | with none | Fréchet | distinct grids |\n|---|---|---|---|---|---|')
+    for change in [{}] + SWEEP:
+        kw = {**BASE, **change}
+        g = torch.Generator().manual_seed(0)
+        codes = torch.cat([decode(prior.model, labels[i:i + 64], kw['steps'], kw['temperature'], kw['guidance'], g, choice_noise=kw['choice_noise'])
+                           for i in range(0, len(labels), 64)])
+        with torch.no_grad(): v = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
+        m = measures((v * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels.numpy(), ref)
+        name = ', '.join(f'{k} {v}' for k, v in change.items()) or 'BASE'
+        print(f"| {name} | {100 * m['balanced_accuracy']:.1f}% | {100 * m['one_object_share']:.1f}% | {100 * m['no_object_share']:.1f}% | "
+              f"{m['frechet']:.3f} | {100 * m['distinct_grids']:.0f}% |", flush=True)
 
 
 def background(a):
@@ -84,6 +117,9 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--repeat', type=int, default=3)
+    ap.add_argument('--per-class', type=int, default=16, help='sampling: videos per class for each setting')
+    ap.add_argument('--classifier-videos', type=int, default=2000, help='sampling: real videos the classifier learns from')
+    ap.add_argument('--checkpoint', help='sampling: weights from this checkpoint of the run (a run still training)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f'# bench/prior.py {a.what}  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {cpu()}', flush=True)

@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from fastcore.basics import patch
 from .config import ConfigError, param
 from .store import ManifestStore, atomic_write, utc_now
-from .progress import StopRequested, say
+from .progress import StopRequested, say, format_duration
 from .publish import public
 from .job import Job, JobConfig, JobSpec, Processes, identity_diff
 from .recipe import OptimConfig, PlanShape, TrainingPlan, WeightAverage, optimisation_step, warmup_cosine
@@ -213,6 +213,7 @@ class Task:
     def prepare(self, job: Job) -> dict: return {}
     def plan_shape(self) -> PlanShape: raise NotImplementedError
     def batch_at(self, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor: raise NotImplementedError
+    def brief(self, m: dict) -> str: return self.format(m)          # the validation line: under 160 characters
     def loss(self, model: nn.Module, batch: torch.Tensor, amp: torch.dtype | None) -> tuple[torch.Tensor, dict]: raise NotImplementedError
     def validate(self, model: nn.Module, tick) -> dict | None: raise NotImplementedError
     def save(self, model: nn.Module) -> None: raise NotImplementedError
@@ -271,13 +272,14 @@ def step(self: Reporter, step: int, loss: float, lr: float, samples: int) -> Non
     self.job.progress.update(step, metrics={'epoch': round(epoch, 3), 'loss': loss, 'lr': lr})
     if step % self.task.cfg.job.print_every == 0 or step == self.plan.total:
         rate = self.samples / max(time.monotonic() - self.t0, 1e-9)
-        self.job.say(f'[{self.job.kind}] step {step:>6}/{self.plan.total} epoch {epoch:.2f} loss {loss:.5f} lr {lr:.2e} {rate:.1f} samples/s')
+        eta = format_duration(self.job.progress.eta_seconds)
+        self.job.say(f'[{self.job.kind}] step {step:>6}/{self.plan.total} epoch {epoch:.2f} loss {loss:.5f} lr {lr:.2e} {rate:.1f} samples/s ETA {eta}')
     self.scalars(step, {'train/loss': loss, 'train/lr': lr, 'train/epoch': epoch})
 
 @patch
 def validation(self: Reporter, step: int, m: dict) -> None:
     if not self.main: return
-    self.job.say(f'[{self.job.kind}] step {step}: held-out {self.task.format(m)}')
+    self.job.say(f'[{self.job.kind}] step {step}: held-out {self.task.brief(m)}')      # everything: metrics.json and the trackers
     self.job.progress.update(metrics=self.task.headline(m))
     self.scalars(step, {f'val/{k}': v for k, v in m.items() if k != 'step'})
 

@@ -48,10 +48,10 @@ class PriorConfig(Config):
     data_dir: str | None = param(None, "the videos (default: the tokenizer run's dataset)", kind='path', identity=False)
     seed: int = param(0, 'training seed: the initial weights, the order of the videos, the masks', lo=0, limit=SEED_MAX)
     model: PriorModelConfig = param(PriorModelConfig(), 'the transformer')
-    optim: OptimConfig = param(OptimConfig(epochs=60, batch_size=32, lr=1e-3, warmup_steps=200, min_lr_ratio=0.05, weight_decay=0.05),
+    optim: OptimConfig = param(OptimConfig(epochs=16, batch_size=32, lr=1e-3, warmup_steps=200, min_lr_ratio=0.05, weight_decay=0.05),
                                'the optimiser and the length of the run')
     recipe: PriorRecipeConfig = param(PriorRecipeConfig(), 'what a training example is')
-    job: TrainJobConfig = param(TrainJobConfig(channels_last=False, ckpt_every_steps=1000), 'checkpoints, reporting, devices', identity=False)
+    job: TrainJobConfig = param(TrainJobConfig(channels_last=False, ckpt_every_steps=500), 'checkpoints, reporting, devices', identity=False)
 
 # %% ../nbs/17_prior.ipynb #c009
 PRIOR = JobSpec('prior', 'run.json', 'run_dir', guard=('checkpoints',), private=('checkpoints', 'tb', 'tokens'))

@@ -36,12 +36,15 @@ def printable(text) -> str:
     "`text` with every non-printable character (escape sequences, newlines, NUL) shown as a Python escape."
     return ''.join(c if c.isprintable() else c.encode('unicode_escape').decode('ascii') for c in str(text))
 
-def say(*parts, quiet: bool = False, file=None) -> None:
+_LAST_LINE = [0.0]          # when `say` last printed a line other than a heartbeat (time.monotonic())
+
+def say(*parts, quiet: bool = False, file=None, heartbeat: bool = False) -> None:
     "Print one line (flushed) without breaking a progress bar on the terminal; nothing when `quiet`."
     if quiet: return
     f = file or sys.stdout
     tqdm.write(' '.join(str(p) for p in parts), file=f)
     f.flush()
+    if not heartbeat: _LAST_LINE[0] = time.monotonic()
 
 # %% ../nbs/03_progress.ipynb #c012
 _NUM, _INT, _STR = (int, float), (int,), (str,)
@@ -253,7 +256,9 @@ def update(self: ProgressFile, done: int | None = None, metrics: dict | None = N
     "Record progress; the files are rewritten when `write_every` has passed, at a checkpoint, or when forced."
     self._last_activity = time.monotonic()
     if done is not None:
-        if self._bar is not None: self._bar.update(int(done) - self.done)
+        if self._bar is not None:
+            if metrics and isinstance(metrics.get('loss'), float): self._bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
+            self._bar.update(int(done) - self.done)
         self.done = int(done)
     if metrics:
         with self._lock: self.metrics.update(metrics)      # the heartbeat thread serialises them under the lock
@@ -280,7 +285,8 @@ def heartbeat_line(self: ProgressFile) -> str:
 def _beat(self: ProgressFile):
     while not self._stopped.wait(self.heartbeat_every):
         try:
-            say(self.heartbeat_line(), file=self.stream)
+            if time.monotonic() - _LAST_LINE[0] >= self.heartbeat_every:    # no line in this interval: say that it lives
+                say(self.heartbeat_line(), file=self.stream, heartbeat=True)
             self.write()
         except Exception as e:  # a heartbeat must never kill the job it reports on
             print(f'[heartbeat] could not write progress: {e}', file=sys.stderr, flush=True)
@@ -327,7 +333,7 @@ def __exit__(self: ProgressFile, typ, exc, tb):
     else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
     return False
 
-# %% ../nbs/03_progress.ipynb #c047
+# %% ../nbs/03_progress.ipynb #c049
 def staleness(s: dict, now: float | None = None, mtime: float | None = None) -> tuple[float, str]:
     "`(seconds since the job last wrote its progress, the clock that says so)`."
     now = time.time() if now is None else now
@@ -341,7 +347,7 @@ def effective_status(s: dict, now: float | None = None, mtime: float | None = No
         if age > 3 * float(s.get('heartbeat_every') or 30): return STALLED
     return s.get('status', 'UNKNOWN')
 
-# %% ../nbs/03_progress.ipynb #c049
+# %% ../nbs/03_progress.ipynb #c051
 def progress_summary(s: dict, now: float | None = None, mtime: float | None = None, seen: tuple | None = None) -> str:
     """A compact, human summary of a `progress.json` state; every value from the file is shown `printable`.
     `seen` is `(seconds the reader saw the file unchanged, how it knows)` when watching."""

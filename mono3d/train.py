@@ -198,6 +198,12 @@ def summary(self: TokenizerTask, model) -> dict:
 def format(self: TokenizerTask, m: dict) -> str: return format_metrics(m)
 
 @patch
+def brief(self: TokenizerTask, m: dict) -> str:
+    "The validation line: the headline measures only (`format` and metrics.json have the rest)."
+    return (f"PSNR {m['psnr']:.2f} dB (blank {m['blank_psnr']:.2f}, {m['psnr_over_blank']:+.2f}), SSIM {m['ssim']:.3f}, "
+            f"centroid {m['centroid_err_px']:.2f} px" + (f", usage {100 * m['codebook_usage']:.1f}%" if 'codebook_usage' in m else ''))
+
+@patch
 def headline(self: TokenizerTask, m: dict) -> dict:
     return {'val_psnr': m['psnr'], 'blank_psnr': m['blank_psnr'], 'val_psnr_over_blank': m['psnr_over_blank'], 'val_ssim': m['ssim'],
             'val_fg_psnr': m['fg_psnr'], 'val_centroid_err_px': m['centroid_err_px'], 'codebook_usage': m['codebook_usage'],

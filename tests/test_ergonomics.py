@@ -1,7 +1,7 @@
 """Researcher ergonomics (issue 14), on real runs: tracebacks that are kept, experiment tracking, the reproducibility
 record, a --help that teaches, config files, videos to look at, a console that does not tear, notebooks that show
 their results."""
-import json, os, pty, re, select, signal, subprocess, sys
+import fcntl, json, os, pty, re, select, signal, struct, subprocess, sys, termios
 from pathlib import Path
 import pytest
 from conftest import run_cli, start_cli, read_json, wait_for, cli_cmd
@@ -153,6 +153,7 @@ def test_dataset_preview_is_an_animated_gif(tmp_path):
 def test_console_lines_never_tear_the_progress_bar(tmp_path):
     "On a terminal the bar and the printed lines share stderr/stdout: every printed line stands on a line of its own."
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))   # a terminal of 0 columns shows no bar at all
     p = subprocess.Popen(cli_cmd('train', tmp_path / 'run', *[f for f in TINY if f != '--no-bar'], '--epochs', '3', '--print-every', '2'),
                          stdout=slave, stderr=slave, env={**os.environ, 'PYTHONUNBUFFERED': '1', 'COLUMNS': '120'})
     os.close(slave)
@@ -174,6 +175,11 @@ def test_console_lines_never_tear_the_progress_bar(tmp_path):
     for s in lines:
         clean = re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', s)
         assert clean.lstrip().startswith('[train] step') and '%|' not in clean, repr(s)
+    clean = [re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', s).strip() for s in lines]
+    steps, vals = [s for s in clean if re.match(r'\[train\] step +\d+/', s)], [s for s in clean if ': held-out' in s]
+    assert steps and all(re.search(r' ETA \d+:\d\d:\d\d$', s) for s in steps), steps      # the step lines carry the ETA
+    assert vals and all(len(s) < 160 for s in vals), vals                                  # validation lines fit a terminal
+    assert any('loss=' in s for s in segments if '%|' in s)                                # the bar shows the loss
 
 
 def test_quiet_fit_prints_only_heartbeats_and_the_end(tmp_path):

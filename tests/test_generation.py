@@ -29,7 +29,7 @@ def test_progress_file_created_and_updated(tmp_path):
     out = tmp_path / 'ds'
     log = open(tmp_path / 'stdout.txt', 'w')
     proc = start_cli('generate', out, '--num-samples', 6000, '--checkpoint-interval', 250, '--workers', 1,
-                     '--image-size', 96, '--progress-every', 0.2, '--heartbeat-every', 0.5, '--no-bar', stdout=log, stderr=subprocess.STDOUT)
+                     '--image-size', 96, '--progress-every', 0.2, '--heartbeat-every', 0.5, '--no-bar', '--quiet', stdout=log, stderr=subprocess.STDOUT)
     seen = []
     while proc.poll() is None:
         try: txt = (out / 'PROGRESS.txt').read_text()
