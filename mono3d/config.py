@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
-import argparse, dataclasses, json, math, numbers, os
+import argparse, dataclasses, difflib, json, math, numbers, os, re
 from dataclasses import fields
 from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['KINDS', 'SEED_MAX', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'load_config_file',
-           'config_from_args', 'config_from_params']
+__all__ = ['KINDS', 'SEED_MAX', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'SuggestingParser',
+           'config_yaml', 'load_config_file', 'config_from_args', 'config_from_params']
 
 # %% ../nbs/00_config.ipynb #c007
 class ConfigError(ValueError):
@@ -179,7 +179,10 @@ def _nested_items(cls, d: dict):
             for ik, iv in _nested_items(f.metadata['cls'], v.to_dict() if isinstance(v, Config) else v): yield (k,) + ik, iv
         elif f is not None and f.metadata.get('kind') != 'config': yield (k,), v
         elif k in by_flat: yield by_flat[k], v
-        else: raise ConfigError(f"unknown parameter {k!r}; expected one of: {', '.join(by_flat)}", k)
+        else:
+            close = difflib.get_close_matches(str(k), list(by_flat), n=1)
+            hint = f'did you mean {close[0]!r}? ' if close else ''
+            raise ConfigError(f"unknown parameter {k!r}; {hint}expected one of: {', '.join(by_flat)}", k)
 
 @patch(cls_method=True)
 def from_dict(cls: Config, d: dict | None = None, **kw) -> Config:
@@ -281,6 +284,31 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, positional=()) ->
     return parser
 
 # %% ../nbs/00_config.ipynb #c047
+class SuggestingParser(argparse.ArgumentParser):
+    "`argparse.ArgumentParser` that adds 'did you mean' to an unrecognized flag."
+    def error(self, message):
+        m = re.search(r'unrecognized arguments: (.*)', message)
+        if m:
+            opts = [o for a in self._actions for o in a.option_strings]
+            near = [(w, difflib.get_close_matches(w.split('=')[0], opts, n=1)) for w in m.group(1).split() if w.startswith('--')]
+            hints = [f'{w}: did you mean {c[0]}?' for w, c in near if c]
+            if hints: message += ' (' + '; '.join(hints) + ')'
+        super().error(message)
+
+# %% ../nbs/00_config.ipynb #c050
+def config_yaml(cfg: Config) -> str:
+    "A complete, commented YAML of `cfg` (nested by part) that `load_config_file` and `--config` read back."
+    lines = [f'# {type(cfg).__name__}: every setting under its documentation; `--config THIS_FILE` reads it back']
+    def walk(c, pad):
+        for f in fields(c):
+            v = getattr(c, f.name)
+            lines.append(f"{pad}# {f.metadata['doc']}")
+            if f.metadata.get('kind') == 'config': lines.append(f'{pad}{f.name}:'); walk(v, pad + '  ')
+            else: lines.append(f'{pad}{f.name}: {json.dumps(_plain(v))}')
+    walk(cfg, '')
+    return '\n'.join(lines) + '\n'
+
+# %% ../nbs/00_config.ipynb #c052
 def load_config_file(path) -> dict:
     "Parameters from a JSON or YAML file; a `run.json`/`metrics.json` gives its `config`."
     p = Path(path)
@@ -298,7 +326,7 @@ def load_config_file(path) -> dict:
     if not isinstance(d, dict): raise ConfigError(f'config file {str(p)!r} must hold a mapping of parameter names to values, got {type(d).__name__}', 'config')
     return d
 
-# %% ../nbs/00_config.ipynb #c050
+# %% ../nbs/00_config.ipynb #c055
 def config_from_args(cls, ns: argparse.Namespace | dict):
     "The config of `add_config_arguments`' parsed flags: defaults < `--config FILE` < the flags given."
     given = dict(vars(ns) if isinstance(ns, argparse.Namespace) else ns)
@@ -311,7 +339,7 @@ def _as_flat(cls, d: dict) -> dict:
     "A dict of flat and nested names as flat names (so that flags given on top override the file)."
     return cls.from_dict(d).flat_dict() if d else {}
 
-# %% ../nbs/00_config.ipynb #c054
+# %% ../nbs/00_config.ipynb #c059
 def config_from_params(cls, namespace: dict):
     "The config of a papermill runner: the flat names given a value other than None, over `config_file` if given."
     given = {n: namespace[n] for n in cls.flat_names() if namespace.get(n) is not None}

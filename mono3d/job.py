@@ -525,18 +525,23 @@ def job_main(name: str, cls, description: str, run, directory, positional=(), ex
     """`(build_parser, main)` of the `mono3d NAME` command. `run(config, **options)` gets the config (defaults <
     `--config FILE` < flags) and the values of the `extra` flags (`((args...), kwargs)` pairs for `add_argument`)."""
     import argparse
-    from mono3d.config import add_config_arguments, config_from_args
+    from mono3d.config import SuggestingParser, add_config_arguments, config_from_args, config_yaml
     dests = [kw.get('dest') or args[0].lstrip('-').replace('-', '_') for args, kw in extra]
     def build_parser(prog: str = f'mono3d {name}') -> argparse.ArgumentParser:
-        ap = argparse.ArgumentParser(prog=prog, description=description)
+        ap = SuggestingParser(prog=prog, description=description)
         add_config_arguments(ap, cls, positional=positional)
         for args, kw in extra: ap.add_argument(*args, **kw)
+        ap.add_argument('--print-config', action='store_true', help='print the complete configuration as commented YAML '
+                        '(which --config reads back) and exit; nothing is created')
         ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
         return ap
     def main(argv: list[str] | None = None) -> int:
         import logging
         logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
         a = vars(build_parser().parse_args(argv))
+        if a.pop('print_config', False):
+            return run_as_command(name, lambda: print(config_yaml(config_from_args(cls, {k: v for k, v in a.items() if k not in dests and k != 'debug'})), end=''),
+                                  directory=None, debug=a.get('debug', False))
         debug, options = a.pop('debug', False), {k: a.pop(k) for k in dests}
         return run_as_command(name, lambda: run(config_from_args(cls, a), **options), directory=directory(a), debug=debug)
     return build_parser, main

@@ -226,3 +226,14 @@ def test_ci_runs_the_readme_test_command_verbatim_and_dev_extras_stay_light():
     dev = cfg['DEFAULT']['dev_requirements']
     assert not any(name in dev for name in ('tensorboard', 'wandb', 'jupyterlab', 's3fs', 'gcsfs'))
     assert 'vector-quantize-pytorch>=1.20,<2' in cfg['DEFAULT']['requirements']
+
+
+def test_print_config_is_a_complete_yaml_that_config_reads_back_and_a_typo_gets_the_nearest_flag(tmp_path):
+    r = run_cli('train', tmp_path / 'a', '--lr', '0.001', '--frames', '8', '--print-config')
+    assert r.returncode == 0 and not (tmp_path / 'a').exists(), r.stderr      # printing the config creates nothing
+    assert '# training seed' in r.stdout and '\n  frames: 8\n' in r.stdout and '\n  lr: 0.001\n' in r.stdout
+    (tmp_path / 'a.yaml').write_text(r.stdout)
+    again = run_cli('train', tmp_path / 'a', '--config', tmp_path / 'a.yaml', '--print-config')
+    assert again.returncode == 0 and again.stdout == r.stdout                  # read back, the same configuration
+    typo = run_cli('train', tmp_path / 'b', '--lrr', '3')
+    assert typo.returncode == 2 and 'did you mean --lr?' in typo.stderr and not (tmp_path / 'b').exists()
