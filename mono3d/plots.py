@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from .store import atomic_write
 from .config import ConfigError
 from .data import CLASSES, load_dataset, videos_to_float
@@ -19,7 +18,12 @@ __all__ = ['save_png', 'plot_loss_curve', 'plot_reconstructions', 'save_reconstr
            'plot_axis_errors']
 
 # %% ../nbs/11_plots.ipynb #c006
-def save_png(fig: Figure, path, dpi: int = 80, **savefig) -> None:
+def _figure(*args, **kw):
+    "A matplotlib Figure (imported on first use: `mono3d CMD -h` never loads matplotlib)."
+    from matplotlib.figure import Figure
+    return Figure(*args, **kw)
+
+def save_png(fig, path, dpi: int = 100, **savefig) -> None:
     "Render `fig` to PNG and write it atomically."
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, **savefig); atomic_write(path, buf.getvalue())
@@ -29,7 +33,7 @@ def _frame(v: torch.Tensor) -> np.ndarray: return v.detach().float().clamp(0, 1)
 # %% ../nbs/11_plots.ipynb #c009
 def plot_loss_curve(history: dict, path) -> None:
     "Training loss per step (and its running mean), held-out loss at each validation; PSNR against blank in the title."
-    fig = Figure(figsize=(7, 3.5)); ax = fig.add_subplot(1, 1, 1)
+    fig = _figure(figsize=(7, 3.5)); ax = fig.add_subplot(1, 1, 1)
     y = np.asarray(history['train_loss']); x = np.arange(1, len(y) + 1)
     ax.plot(x, y, lw=0.5, alpha=0.4, label='train loss (step)')
     if len(y) >= 20:
@@ -60,7 +64,7 @@ def plot_reconstructions(original, recon, path, frames=(0, 5, 10, 15)) -> None:
     n, T = min(3, len(original)), original.shape[2]
     frames = [f for f in frames if f < T] or [0]
     strips = [np.concatenate([_grid([[v[i] for i in range(n)]], t, 1) for t in frames], 1) for v in (original, recon)]
-    fig = Figure(figsize=(1.1 * len(frames) * n, 2.6)); axs = fig.subplots(2, 1)
+    fig = _figure(figsize=(1.1 * len(frames) * n, 2.6)); axs = fig.subplots(2, 1)
     for ax, img, name in zip(axs, strips, ('original', 'reconstruction')):
         ax.imshow(img, interpolation='nearest'); ax.set_xticks([]); ax.set_yticks([]); ax.set_ylabel(name, fontsize=7)
     axs[0].set_title(f'{n} held-out videos, frames {", ".join(map(str, frames))} of each', fontsize=7)
@@ -127,29 +131,29 @@ def preview_main(argv=None) -> int:
 
 # %% ../nbs/11_plots.ipynb #c023
 def plot_confusions(cls: dict, path) -> None:
-    fig = Figure(figsize=(3.2 * len(cls), 3.2)); axes = fig.subplots(1, len(cls))
+    fig = _figure(figsize=(3.2 * len(cls), 3.2)); axes = fig.subplots(1, len(cls))
     for ax, (k, m) in zip(np.atleast_1d(axes), cls.items()):
         cm = np.array(m['confusion']); ax.imshow(cm, cmap='Blues')
         for (i, j), v in np.ndenumerate(cm): ax.text(j, i, str(v), ha='center', va='center', fontsize=8)
         ax.set_xticks(range(4), [c[:4] for c in CLASSES], fontsize=7); ax.set_yticks(range(4), [c[:4] for c in CLASSES], fontsize=7)
         ax.set_title(f"{k}: {100 * m['balanced_accuracy']:.1f}%", fontsize=9); ax.set_xlabel('predicted', fontsize=7)
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, dpi=100, bbox_inches='tight')
 
 # %% ../nbs/11_plots.ipynb #c025
 def plot_reconstructions_per_class(x, rec, path) -> None:
     "One original row and one reconstruction row per class, 4 frames each."
     T = x.shape[2]; frames = sorted({0, T // 3, 2 * T // 3, T - 1})
-    fig = Figure(figsize=(1.1 * len(frames), 1.1 * 2 * len(x))); axes = fig.subplots(2 * len(x), len(frames), squeeze=False)
+    fig = _figure(figsize=(1.1 * len(frames), 1.1 * 2 * len(x))); axes = fig.subplots(2 * len(x), len(frames), squeeze=False)
     for i in range(len(x)):
         for j, t in enumerate(frames):
             for r, v in enumerate((x, rec)):
                 ax = axes[2 * i + r, j]; ax.imshow(v[i, :, t].clamp(0, 1).permute(1, 2, 0).numpy()); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_ylabel(f"{CLASSES[i][:4]} {'orig' if r == 0 else 'recon'}", fontsize=7)
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, dpi=100, bbox_inches='tight')
 
 def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
     "3D plots (camera axes) of one test video per class: observed, true future, and each forecast."
-    fig = Figure(figsize=(11, 3))
+    fig = _figure(figsize=(11, 3))
     for c in range(len(CLASSES)):
         hits = np.flatnonzero(labels == c)
         if not len(hits): continue
@@ -158,16 +162,16 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
         for (name, p), st in zip(preds.items(), ('r.-', 'b.--')): ax.plot(*np.concatenate([pos[i, k - 1:k], p[i]]).T, st, label=name)
         ax.set_title(CLASSES[c], fontsize=9); ax.tick_params(labelsize=6)
     fig.axes[0].legend(fontsize=6, loc='upper left')
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, dpi=100, bbox_inches='tight')
 
 # %% ../nbs/11_plots.ipynb #c028
 def plot_axis_errors(sections: dict, path) -> None:
     "`sections`: {title: {model: [x, y, depth] mean absolute errors}} → one grouped bar chart per section."
-    fig = Figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))
+    fig = _figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))
     for ax, (title, models) in zip(axes, sections.items()):
         w = 0.8 / max(len(models), 1)
         for i, (name, err) in enumerate(models.items()):
             ax.bar(np.arange(3) + (i - (len(models) - 1) / 2) * w, err, w, label=name)
         ax.set_xticks(range(3), ['x', 'y', 'depth'], fontsize=8); ax.set_title(title, fontsize=9)
         ax.set_ylabel('mean absolute error (scene units)', fontsize=7); ax.tick_params(labelsize=7); ax.legend(fontsize=6)
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, dpi=100, bbox_inches='tight')
