@@ -402,7 +402,16 @@ def generate_dataset(out_dir=None, num_samples: int | None = None, config: Gener
             return prog.finish(COMPLETE, f"nothing to do: {plan['covered']} samples already generated") if proc.main else {}
         _make_shards(job, cfg, plan, mine, proc)
         if proc.distributed: _wait_for_the_others(job, cfg, plan, proc)
+        if proc.main: _describe(job, d)
     return job.progress.state() if proc.main else {'rank': proc.rank, 'shards': mine[1]}
+
+def _describe(job: Job, d: Path) -> None:
+    "For the status page: the videos of each class (in the progress metrics) and `preview.gif`, a few videos of each class."
+    from mono3d.plots import preview_dataset              # matplotlib and PIL only when a dataset is finished
+    ds = load_dataset(d, verify=False)
+    job.progress.update(metrics={f'videos_{c}': int(n) for c, n in zip(CLASSES, np.bincount(ds.labels, minlength=len(CLASSES)))}, force=True)
+    try: preview_dataset(d)
+    except OSError as e: job.say(f'[generate] could not write {d / "preview.gif"}: {e}')
 
 def _open_and_plan(job: Job, cfg: GenerateConfig) -> dict:
     "Rank 0: lock and check the directory, write the record, tidy and survey the shards; the plan."

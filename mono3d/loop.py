@@ -18,7 +18,7 @@ from .publish import public
 from .job import Job, JobConfig, JobSpec, Processes, identity_diff
 from .recipe import OptimConfig, PlanShape, TrainingPlan, WeightAverage, optimisation_step, warmup_cosine
 from .stream import StepLoader
-from .plots import plot_loss_curve
+from .plots import plot_loss_curve, plot_validation_curves
 
 # %% auto #0
 __all__ = ['DEVICES', 'PRECISIONS', 'TRACKERS', 'CKPT_PREFIX', 'BATCH_TIMEOUT', 'TrainJobConfig', 'pick_device', 'peak_memory_mb',
@@ -214,6 +214,7 @@ class Task:
     def plan_shape(self) -> PlanShape: raise NotImplementedError
     def batch_at(self, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor: raise NotImplementedError
     def brief(self, m: dict) -> str: return self.format(m)          # the validation line: under 160 characters
+    def pictures(self) -> dict: return {}                           # {tag: path} a validation drew, for the trackers
     def loss(self, model: nn.Module, batch: torch.Tensor, amp: torch.dtype | None) -> tuple[torch.Tensor, dict]: raise NotImplementedError
     def validate(self, model: nn.Module, tick) -> dict | None: raise NotImplementedError
     def save(self, model: nn.Module) -> None: raise NotImplementedError
@@ -260,12 +261,30 @@ class Reporter:
             for k, v in values.items(): self.tracker.add_scalar(k, v, step)
         elif self.kind == 'wandb': self.tracker.log(values, step=step)
 
+    def image(self, step: int, tag: str, path: Path) -> None:
+        "A picture the run wrote (a PNG, or a GIF's first frame) as an image of the tracker."
+        if self.kind == 'none' or not path.is_file(): return
+        from PIL import Image
+        pixels = np.asarray(Image.open(path).convert('RGB'))
+        if self.kind == 'tensorboard': self.tracker.add_image(tag, pixels, step, dataformats='HWC')
+        elif self.kind == 'wandb':
+            import wandb
+            self.tracker.log({tag: wandb.Image(pixels)}, step=step)
+
+    def hparams(self, final: dict) -> None:
+        "The hyperparameters beside the final held-out measures (TensorBoard's HPARAMS tab; the W&B run summary)."
+        metrics = {f'final/{k}': v for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if self.kind == 'tensorboard':
+            flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.task.cfg.flat_dict().items()}
+            self.tracker.add_hparams(public(flat), metrics, run_name='hparams')
+        elif self.kind == 'wandb': self.tracker.summary.update(metrics)
+
     def close(self) -> None:
         if self.kind == 'tensorboard': self.tracker.close()
         elif self.kind == 'wandb': self.tracker.finish()
         self.tracker = None
 @patch
-def step(self: Reporter, step: int, loss: float, lr: float, samples: int) -> None:
+def step(self: Reporter, step: int, loss: float, lr: float, samples: int, parts: dict | None = None) -> None:
     if not self.main: return
     self.samples += samples
     epoch = self.plan.epoch(step)
@@ -274,7 +293,8 @@ def step(self: Reporter, step: int, loss: float, lr: float, samples: int) -> Non
         rate = self.samples / max(time.monotonic() - self.t0, 1e-9)
         eta = format_duration(self.job.progress.eta_seconds)
         self.job.say(f'[{self.job.kind}] step {step:>6}/{self.plan.total} epoch {epoch:.2f} loss {loss:.5f} lr {lr:.2e} {rate:.1f} samples/s ETA {eta}')
-    self.scalars(step, {'train/loss': loss, 'train/lr': lr, 'train/epoch': epoch})
+    more = {f'train/{k}': v for k, v in (parts or {}).items() if k not in ('loss', 'lr')}     # l1, l2, aux (the entropy term), grad_norm
+    self.scalars(step, {'train/loss': loss, 'train/lr': lr, 'train/epoch': epoch, **more})
 
 @patch
 def validation(self: Reporter, step: int, m: dict) -> None:
@@ -282,6 +302,7 @@ def validation(self: Reporter, step: int, m: dict) -> None:
     self.job.say(f'[{self.job.kind}] step {step}: held-out {self.task.brief(m)}')      # everything: metrics.json and the trackers
     self.job.progress.update(metrics=self.task.headline(m))
     self.scalars(step, {f'val/{k}': v for k, v in m.items() if k != 'step'})
+    for tag, path in self.task.pictures().items(): self.image(step, tag, path)
 
 # %% ../nbs/12_loop.ipynb #c036
 def check_prelaunch_tests(tests: str) -> list[str]:
@@ -453,7 +474,7 @@ def train_step(self: Trainer, batch) -> dict:
     st.step += 1
     loss = loss_sum / self.proc.world
     st.history['train_loss'].append(loss); st.history['lr'].append(lr)
-    self.report.step(st.step, loss, lr, len(batch) * self.proc.world)
+    self.report.step(st.step, loss, lr, len(batch) * self.proc.world, parts=out)
     return {**out, 'loss': loss}
 
 class _nothing:
@@ -508,7 +529,7 @@ def validate(self: Trainer) -> dict | None:
     m = {'step': st.step, **m}
     st.history['val'].append(m); st.pending_validation = False
     if st.best is None or m['loss'] < st.best['loss']: st.best = {'step': st.step, 'loss': m['loss']}
-    plot_loss_curve(st.history, self.run / 'loss_curve.png')
+    plot_loss_curve(st.history, self.run / 'loss_curve.png'); plot_validation_curves(st.history, self.run / 'validation.png')
     self.report.validation(st.step, m)
     return m
 
@@ -573,6 +594,7 @@ def finish(self: Trainer) -> dict:
                    'timing': t, 'config': public(self.cfg.to_dict()), 'reproducibility': self.job.record.get('runs', [{}])[-1],
                    'history': st.history}
         atomic_write(self.run / 'metrics.json', json.dumps(summary, indent=1))
+        self.report.hparams(final)
         self.job.result(f'[{self.job.kind}] COMPLETE {self.run}: held-out {self.task.format(final)}; {t["videos_per_s"]:.1f} videos/s in steps '
                      f'(waiting for data {t["data_wait_s"]:.1f} s, steps {t["step_s"]:.1f} s, checkpoints {t["checkpoint_s"]:.1f} s, '
                      f'validation {t["validation_s"]:.1f} s), peak memory {t["rss_mb"]:.0f} MB (batch workers {t["children_rss_mb"]:.0f} MB)')

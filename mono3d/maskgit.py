@@ -15,7 +15,7 @@ from .config import Config, ConfigError, param
 
 # %% auto #0
 __all__ = ['code_digits', 'digits_code', 'mask_share', 'random_mask', 'PriorModelConfig', 'MaskedTokenTransformer',
-           'group_tokens', 'token_mask', 'split_digits', 'masked_token_loss', 'guided_logits', 'sample_tokens',
+           'group_tokens', 'digit_mask', 'split_digits', 'masked_token_loss', 'guided_logits', 'sample_tokens',
            'decode', 'unigram_sample']
 
 # %% ../nbs/16_maskgit.ipynb #c006
@@ -92,16 +92,17 @@ def to_grid(self: MaskedTokenTransformer, tokens: torch.Tensor) -> torch.Tensor:
     return rearrange(tokens, 'b (t h w) (gh gw) -> b t (h gh) (w gw)', t=t, h=h // self.cfg.group_h, gh=self.cfg.group_h)
 
 # %% ../nbs/16_maskgit.ipynb #c021
-def token_mask(masked: torch.Tensor, group: int) -> torch.Tensor:
-    "`(B, P, group)` from a mask per token (as it is) or per position `(B, P)` (every token of a masked position)."
-    return masked[..., None].expand(*masked.shape, group) if masked.dim() == 2 else masked
+def digit_mask(masked: torch.Tensor, group: int, channels: int) -> torch.Tensor:
+    "`(B, P, group, channels)` from a mask per digit (as it is), per token `(B, P, G)` or per position `(B, P)`."
+    if masked.dim() == 2: masked = masked[..., None].expand(*masked.shape, group)
+    return masked[..., None].expand(*masked.shape, channels) if masked.dim() == 3 else masked
 
 # %% ../nbs/16_maskgit.ipynb #c024
 @patch
 def forward(self: MaskedTokenTransformer, codes: torch.Tensor, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     L = torch.tensor(self.levels, device=codes.device)
     digits = code_digits(self.to_positions(codes), self.levels)                 # (B, P, G, C)
-    digits = torch.where(token_mask(masked, self.group)[..., None], L, digits)  # a masked token: each channel's extra level
+    digits = torch.where(digit_mask(masked, self.group, len(self.levels)), L, digits)   # a masked digit: its channel's extra level
     idx = (digits + self.offsets).flatten(2)                                    # (B, P, G * C): one bag of embeddings per position
     x = F.embedding_bag(idx.flatten(0, 1), self.embed.weight, mode='sum').view(*idx.shape[:2], -1)   # (B, P, width), summed in place
     x = torch.cat([self.classes(labels)[:, None], x], 1) + self.pos
@@ -114,12 +115,11 @@ def split_digits(logits: torch.Tensor, levels) -> list[torch.Tensor]:
     return list(torch.split(logits, list(levels), dim=-1))
 
 def masked_token_loss(logits: torch.Tensor, codes_p: torch.Tensor, masked: torch.Tensor, levels) -> tuple[torch.Tensor, dict]:
-    "`(loss, parts)`: logits `(B, P, G, sum(L))`, true codes as positions `(B, P, G)`, `masked` per token or per position."
-    m = token_mask(masked, codes_p.shape[-1])
-    digits = code_digits(codes_p, levels)[m]                                    # (M, C): the masked tokens' digits
-    parts = split_digits(logits[m], levels)
-    loss = sum(F.cross_entropy(p, digits[:, c]) for c, p in enumerate(parts)) / len(levels)
-    right = torch.stack([p.argmax(-1) == digits[..., c] for c, p in enumerate(parts)], -1).all(-1)
+    "`(loss, parts)`: logits `(B, P, G, sum(L))`, true codes as positions `(B, P, G)`, `masked` per digit, token or position."
+    m = digit_mask(masked, codes_p.shape[-1], len(levels))
+    digits, parts = code_digits(codes_p, levels), split_digits(logits, levels)
+    loss = sum(F.cross_entropy(p[m[..., c]], digits[..., c][m[..., c]], reduction='sum') for c, p in enumerate(parts)) / m.sum()
+    right = (torch.stack([p.argmax(-1) == digits[..., c] for c, p in enumerate(parts)], -1) | ~m).all(-1)[m.any(-1)]
     return loss, {'loss': float(loss.detach()), 'token_accuracy': float(right.float().mean())}
 
 # %% ../nbs/16_maskgit.ipynb #c030
@@ -137,16 +137,31 @@ def _gumbel(shape, generator, device) -> torch.Tensor:
     u = torch.rand(shape, generator=generator).to(device).clamp_(1e-20, 1 - 1e-7)
     return -torch.log(-torch.log(u))
 
+def _draw(logp: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+    "One index per row of log probabilities: Gumbel-max at `temperature`, the most likely at 0."
+    return (logp + temperature * _gumbel(logp.shape, generator, logp.device)).argmax(-1) if temperature > 0 else logp.argmax(-1)
+
 def sample_tokens(logits: torch.Tensor, levels, temperature: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
     "Sampled codes `(B, P, G)` and each token's log probability `(B, P, G)`, from logits `(B, P, G, sum(L))`."
     digits, score = [], 0
     for p in split_digits(logits.float(), levels):
         logp = p.log_softmax(-1)
-        d = (logp + temperature * _gumbel(p.shape, generator, p.device)).argmax(-1) if temperature > 0 else logp.argmax(-1)
+        d = _draw(logp, temperature, generator)
         digits.append(d); score = score + logp.gather(-1, d[..., None])[..., 0]
     return digits_code(torch.stack(digits, -1), levels), score
 
 # %% ../nbs/16_maskgit.ipynb #c035
+def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temperature: float, generator) -> torch.Tensor:
+    "`tokens (B, P, G)` with the digits of the `fix` tokens drawn again in channel order, each given those before it."
+    B, P, G = tokens.shape
+    d, f, C = code_digits(tokens, model.levels), fix.view(B, P, G), len(model.levels)
+    for c in range(1, C):
+        m = digit_mask(masked.view(B, P, G), G, C).clone()
+        m[..., :c] &= ~f[..., None]                           # a token being fixed shows its digits before c
+        logits = guided_logits(model, model.to_grid(digits_code(d, model.levels)), m, labels, guidance)
+        d[..., c] = torch.where(f, _draw(split_digits(logits.float(), model.levels)[c].log_softmax(-1), temperature, generator), d[..., c])
+    return digits_code(d, model.levels)
+
 @torch.no_grad()
 def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12, temperature: float = 1.0, guidance: float = 1.0,
            generator: torch.Generator | None = None, codes: torch.Tensor | None = None, known: torch.Tensor | None = None,
@@ -155,7 +170,7 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
     B, P, G, dev = len(labels), model.positions, model.group, labels.device
     g = generator or torch.Generator().manual_seed(0)
     tokens = model.to_positions(codes) if codes is not None else torch.zeros(B, P, G, dtype=torch.long, device=dev)
-    masked = (~token_mask(known, G) if known is not None else torch.ones(B, P, G, dtype=torch.bool, device=dev)).flatten(1)
+    masked = (~digit_mask(known, G, 1)[..., 0] if known is not None else torch.ones(B, P, G, dtype=torch.bool, device=dev)).flatten(1)
     unknown = masked.sum(1)
     for k in range(steps):
         logits = guided_logits(model, model.to_grid(tokens), masked.view(B, P, G), labels, guidance)
@@ -166,6 +181,7 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
         rank = score.argsort(1, descending=True).argsort(1)                       # 0 = the most confident masked token
         fix = masked & (rank < (masked.sum(1) - keep)[:, None])
         tokens = torch.where(fix.view(B, P, G), new.view(B, P, G), tokens)
+        tokens = _digits_in_order(model, tokens, masked, fix, labels, guidance, temperature, g)
         masked = masked & ~fix
     return model.to_grid(tokens)
 

@@ -13,9 +13,9 @@ from .config import ConfigError
 from .data import CLASSES, load_dataset, videos_to_float
 
 # %% auto #0
-__all__ = ['save_png', 'plot_loss_curve', 'plot_reconstructions', 'save_reconstruction_gif', 'save_video_grid_gif',
-           'preview_dataset', 'preview_main', 'plot_confusions', 'plot_reconstructions_per_class', 'plot_forecasts',
-           'plot_axis_errors']
+__all__ = ['VALIDATION_PANELS', 'save_png', 'plot_loss_curve', 'plot_validation_curves', 'plot_reconstructions',
+           'save_reconstruction_gif', 'save_video_grid_gif', 'preview_dataset', 'preview_main', 'plot_confusions',
+           'plot_reconstructions_per_class', 'plot_forecasts', 'plot_axis_errors']
 
 # %% ../nbs/11_plots.ipynb #c006
 def _figure(*args, **kw):
@@ -46,7 +46,31 @@ def plot_loss_curve(history: dict, path) -> None:
                      else f"held-out loss {v['loss']:.4g} at step {v['step']}", fontsize=9)
     fig.tight_layout(); save_png(fig, path)
 
-# %% ../nbs/11_plots.ipynb #c011
+# %% ../nbs/11_plots.ipynb #c012
+VALIDATION_PANELS = (
+    ('held-out PSNR (dB)', 1, (('psnr', 'reconstruction'), ('blank_psnr', 'blank frame'), ('fg_psnr', 'object pixels'))),
+    ('SSIM', 1, (('ssim', 'reconstruction'),)),
+    ('codebook usage (%)', 100, (('codebook_usage', 'codes used'),)),
+    ('perplexity (codes)', 1, (('perplexity', 'all tokens'), ('object_perplexity', 'object tokens'))),
+    ('masked-token loss', 1, (('loss', 'random masks'), ('predict_loss', 'frames after the context'))),
+    ('tokens exactly right (%)', 100, (('token_accuracy', 'random masks'), ('predict_token_accuracy', 'frames after the context'))))
+
+def plot_validation_curves(history: dict, path) -> bool:
+    "Each recorded held-out measure against the step (see `VALIDATION_PANELS`); False (nothing written) before the first validation."
+    val = history.get('val') or []
+    panels = [(t, k, [(key, name) for key, name in lines if all(key in v for v in val)]) for t, k, lines in VALIDATION_PANELS]
+    panels = [p for p in panels if p[2] and not (p[0] == 'masked-token loss' and 'psnr' in val[0])] if val else []
+    if not panels: return False
+    fig = _figure(figsize=(3.2 * len(panels), 2.8)); axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    steps = [v['step'] for v in val]
+    for ax, (title, k, lines) in zip(axes, panels):
+        for key, name in lines: ax.plot(steps, [k * v[key] for v in val], 'o-', ms=3, label=name)
+        ax.set_title(title, fontsize=10); ax.set_xlabel('step'); ax.grid(alpha=0.3)
+        if len(lines) > 1: ax.legend(fontsize=7)
+    fig.tight_layout(); save_png(fig, path)
+    return True
+
+# %% ../nbs/11_plots.ipynb #c014
 def _grid(rows: list, t: int, scale: int, gap: int = 2) -> np.ndarray:
     "Frame `t` of every video of every row, side by side: uint8 `(H', W', 3)`, each video upscaled `scale` times (nearest)."
     H, W = rows[0][0].shape[-2:]
@@ -70,7 +94,7 @@ def plot_reconstructions(original, recon, path, frames=(0, 5, 10, 15)) -> None:
     axs[0].set_title(f'{n} held-out videos, frames {", ".join(map(str, frames))} of each', fontsize=7)
     fig.tight_layout(); save_png(fig, path)
 
-# %% ../nbs/11_plots.ipynb #c014
+# %% ../nbs/11_plots.ipynb #c017
 def _write_gif(rows: list, titles: list | None, caption: str, path, fps: int, scale: int) -> Path:
     "An animated GIF of rows of videos `(3, T, H, W)`, a title above each video of each row (`titles[r][i]`), a caption below."
     from PIL import Image, ImageDraw
@@ -98,7 +122,7 @@ def save_reconstruction_gif(original, recon=None, path='recon.gif', fps: int = 4
     return _write_gif(rows, None if titles is None else [list(titles[:n])] + ([[''] * n] if recon is not None else []),
                       'top: original, bottom: reconstruction' if recon is not None else '', path, fps, scale)
 
-# %% ../nbs/11_plots.ipynb #c017
+# %% ../nbs/11_plots.ipynb #c020
 def save_video_grid_gif(videos, path, titles=None, columns: int = 8, fps: int = 4, scale: int = 2) -> Path:
     "An animated GIF of videos `(n, 3, T, H, W)` in rows of `columns`, each under its title."
     n = len(videos)
@@ -106,7 +130,7 @@ def save_video_grid_gif(videos, path, titles=None, columns: int = 8, fps: int = 
     names = None if titles is None else [[titles[i] for i in range(r, min(n, r + columns))] for r in range(0, n, columns)]
     return _write_gif(rows, names, '', path, fps, scale)
 
-# %% ../nbs/11_plots.ipynb #c020
+# %% ../nbs/11_plots.ipynb #c023
 def preview_dataset(data_dir, out=None, per_class: int = 1) -> Path:
     "An animated GIF of the first `per_class` videos of every class of a dataset (default: `DATA_DIR/preview.gif`)."
     ds = load_dataset(data_dir, verify=False)
@@ -129,7 +153,7 @@ def preview_main(argv=None) -> int:
         print(f'[preview] wrote {preview_dataset(a.data_dir, a.out, a.per_class)}', flush=True)
     return run_as_command('preview', run)
 
-# %% ../nbs/11_plots.ipynb #c023
+# %% ../nbs/11_plots.ipynb #c026
 def plot_confusions(cls: dict, path) -> None:
     fig = _figure(figsize=(3.2 * len(cls), 3.2)); axes = fig.subplots(1, len(cls))
     for ax, (k, m) in zip(np.atleast_1d(axes), cls.items()):
@@ -139,7 +163,7 @@ def plot_confusions(cls: dict, path) -> None:
         ax.set_title(f"{k}: {100 * m['balanced_accuracy']:.1f}%", fontsize=9); ax.set_xlabel('predicted', fontsize=7)
     save_png(fig, path, dpi=100, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c025
+# %% ../nbs/11_plots.ipynb #c028
 def plot_reconstructions_per_class(x, rec, path) -> None:
     "One original row and one reconstruction row per class, 4 frames each."
     T = x.shape[2]; frames = sorted({0, T // 3, 2 * T // 3, T - 1})
@@ -164,7 +188,7 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
     fig.axes[0].legend(fontsize=6, loc='upper left')
     save_png(fig, path, dpi=100, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c028
+# %% ../nbs/11_plots.ipynb #c031
 def plot_axis_errors(sections: dict, path) -> None:
     "`sections`: {title: {model: [x, y, depth] mean absolute errors}} → one grouped bar chart per section."
     fig = _figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))

@@ -35,6 +35,8 @@ class PriorRecipeConfig(Config):
     context_frames: int = param(8, 'video frames a prediction example sees (a multiple of the tokenizer\'s temporal factor)', lo=1, limit=1024)
     predict_share: float = param(0.3, 'share of the examples that mask exactly the frames after context_frames (prediction)', lo=0, hi=1)
     class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
+    digit_prefix: float = param(0.3, "share of a random mask's tokens that show their first 1 to 4 digits (the decoder draws a "
+                                "token's digits one after another, each given those before it)", lo=0, hi=1)
     decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation', lo=1, limit=1024)
     guidance: float = param(2.0, 'classifier-free guidance of those samples (0: unconditional, 1: conditional)', lo=0, limit=100)
     background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
@@ -128,20 +130,25 @@ def future_mask(self: PriorTask, n: int) -> torch.Tensor:
 
 @patch
 def batch_at(self: PriorTask, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor:
-    "`(B, 1 + tokens + tokens)` int64: class, mask, codes of step `step` on process `rank`."
+    "`(B, 1 + tokens + tokens)` int64: class, digits shown per token, codes of step `step` on process `rank`."
     if rank not in self.streams: self.streams[rank] = IdStream(self.train_ids, self.cfg.seed, rank, self.proc.world)
     r, ids = self.cfg.recipe, self.streams[rank].ids_at(plan.position(step), plan.batch(step))
     g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, rank, 0x9A1]).generate_state(1)[0]))
     n, future = len(ids), self.future_mask(len(ids))
     labels = torch.where(torch.rand(n, generator=g) < r.class_dropout, len(CLASSES), self.labels[ids])
-    masked = torch.where((torch.rand(n, generator=g) < r.predict_share)[:, None, None], future, random_mask(n, future[0].numel(), g).view_as(future))
-    return torch.cat([labels[:, None], masked.flatten(1).long(), self.codes[ids].flatten(1)], 1)
+    predict = (torch.rand(n, generator=g) < r.predict_share)[:, None, None]
+    masked = torch.where(predict, future, random_mask(n, future[0].numel(), g).view_as(future))
+    C = len(self.levels)
+    prefix = masked & ~predict & (torch.rand(masked.shape, generator=g) < r.digit_prefix)      # tokens that show their first digits
+    shown = torch.where(prefix, torch.randint(1, C, masked.shape, generator=g), torch.where(masked, 0, C))
+    return torch.cat([labels[:, None], shown.flatten(1), self.codes[ids].flatten(1)], 1)
 
 @patch
 def unpack(self: PriorTask, batch: torch.Tensor):
-    "`(codes (B, t, h, w), masked (B, positions, group), labels (B,))` of a batch."
-    N, G = math.prod(self.grid), self.cfg.model.group_h * self.cfg.model.group_w
-    return batch[:, 1 + N:].view(len(batch), *self.grid), batch[:, 1:1 + N].bool().view(len(batch), N // G, G), batch[:, 0]
+    "`(codes (B, t, h, w), masked (B, positions, group, channels), labels (B,))` of a batch."
+    N, G, C = math.prod(self.grid), self.cfg.model.group_h * self.cfg.model.group_w, len(self.levels)
+    shown = batch[:, 1:1 + N].view(len(batch), N // G, G, 1)
+    return batch[:, 1 + N:].view(len(batch), *self.grid), torch.arange(C, device=batch.device) >= shown, batch[:, 0]
 
 # %% ../nbs/17_prior.ipynb #c020
 @patch
@@ -208,6 +215,8 @@ def format(self: PriorTask, m: dict) -> str:
             f"loss {m['predict_loss']:.4f} ({100 * m['predict_token_accuracy']:.1f}%)")
 @patch
 def headline(self: PriorTask, m: dict) -> dict: return {f'val_{k}': v for k, v in m.items() if k != 'step'}
+@patch
+def pictures(self: PriorTask) -> dict: return {'val/samples': Path(self.cfg.run_dir) / 'samples.gif'}
 @patch
 def describe(self: PriorTask, plan: TrainingPlan | None) -> str:
     steps = 'sized from --minutes after the first steps' if plan is None else f'{plan.total} steps of {plan.full_batch}, {plan.epoch(plan.total):.1f} epochs'

@@ -9,7 +9,7 @@ from pathlib import Path
 from .progress import format_duration
 
 # %% auto #0
-__all__ = ['STATUS_HTML', 'PAGE_IMAGES_MAX_BYTES', 'render_status_html']
+__all__ = ['STATUS_HTML', 'PAGE_IMAGES_MAX_BYTES', 'metric_text', 'render_status_html']
 
 # %% ../nbs/04_status_page.ipynb #c006
 STATUS_HTML = 'status.html'
@@ -25,7 +25,7 @@ main{max-width:980px;margin:0 auto;padding:16px}h1{font-size:1.3rem;margin:.2rem
 .COMPLETE~.bar .fill{background:var(--ok)}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.5rem 0}
 dt{color:var(--mut)}dd{margin:0;word-break:break-word}table{border-collapse:collapse;margin:.5rem 0}td{padding:.1rem .8rem .1rem 0}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #e5e5ea;border-radius:4px;background:#fff}
-figcaption{color:var(--mut);font-size:.85rem}@media (max-width:600px){body{font-size:14px}main{padding:10px}}
+figcaption{color:var(--mut);font-size:.85rem}pre.report{overflow-x:auto;font-size:.8rem;background:#fff;border:1px solid #e5e5ea;padding:.5rem}@media (max-width:600px){body{font-size:14px}main{padding:10px}}
 """
 
 _JS = """
@@ -77,6 +77,24 @@ def _rows(s: dict) -> list[tuple[str, str]]:
             ('Host', f"{_e(s.get('host'))} (pid {_e(s.get('pid'))}), heartbeat every {_e(s.get('heartbeat_every'))} s")]
 
 # %% ../nbs/04_status_page.ipynb #c014
+def metric_text(key: str, v) -> str:
+    "A progress metric with its unit and sensible digits: dB, %, px, a learning rate in e-notation."
+    if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
+    k = key.lower()
+    if k.endswith(('psnr', 'psnr_over_blank')): return f'{v:+.2f} dB' if 'over' in k else f'{v:.2f} dB'
+    if any(w in k for w in ('usage', 'accuracy', 'share')): return f'{100 * v:.1f}%'
+    if k.endswith('_px'): return f'{v:.2f} px'
+    if k == 'lr': return f'{v:.2e}'
+    if 'ssim' in k: return f'{v:.4f}'
+    return f'{v:.4g}' if isinstance(v, float) else f'{v:,}'
+
+def _report(directory) -> str:
+    "The report.md of an evaluation's directory, as preformatted text (its tables read as they are)."
+    p = Path(directory) / 'report.md' if directory is not None else None
+    try: text = p.read_text()[:200_000] if p is not None and p.is_file() else ''
+    except OSError: text = ''
+    return f'<h2>Report</h2><pre class="report">{_e(text)}</pre>' if text else ''
+
 def _figures(directory) -> str:
     "The PNG plots and GIF animations of `directory` as HTML figures."
     figs = []
@@ -88,14 +106,13 @@ def _figures(directory) -> str:
         figs.append(f'<figure><img src="{src}" alt="{_e(p.name)}"><figcaption>{_e(p.name)}</figcaption></figure>')
     return ''.join(figs)
 
-# %% ../nbs/04_status_page.ipynb #c017
+# %% ../nbs/04_status_page.ipynb #c019
 def render_status_html(s: dict, directory=None) -> str:
     "The status page for a `progress.json` state; the PNG plots and GIF animations in `directory` are inlined."
     e = _e
     refresh = int(min(60, max(5, float(s.get('heartbeat_every') or 30))))
     status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
-    metrics = ''.join(f'<tr><td>{e(k)}</td><td>{e(f"{v:.6g}" if isinstance(v, float) else v)}</td></tr>'
-                      for k, v in (s.get('metrics') or {}).items())
+    metrics = ''.join(f'<tr><td>{e(k)}</td><td>{e(metric_text(k, v))}</td></tr>' for k, v in (s.get('metrics') or {}).items())
     rows, figs = _rows(s), _figures(directory)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -111,5 +128,6 @@ def render_status_html(s: dict, directory=None) -> str:
 <dl>{''.join(f'<dt>{k}</dt><dd id="{k.lower().replace(" ", "-")}">{v}</dd>' for k, v in rows)}</dl>
 {f'<h2>Metrics</h2><table>{metrics}</table>' if metrics else ''}
 {figs}
+{_report(directory)}
 </main><script>{_JS}</script></body></html>
 """

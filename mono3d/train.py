@@ -198,6 +198,9 @@ def summary(self: TokenizerTask, model) -> dict:
 def format(self: TokenizerTask, m: dict) -> str: return format_metrics(m)
 
 @patch
+def pictures(self: TokenizerTask) -> dict: return {'val/reconstructions': Path(self.cfg.run_dir) / 'recon.png'}
+
+@patch
 def brief(self: TokenizerTask, m: dict) -> str:
     "The validation line: the headline measures only (`format` and metrics.json have the rest)."
     return (f"PSNR {m['psnr']:.2f} dB (blank {m['blank_psnr']:.2f}, {m['psnr_over_blank']:+.2f}), SSIM {m['ssim']:.3f}, "

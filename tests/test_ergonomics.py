@@ -71,6 +71,12 @@ def test_tensorboard_gets_the_scalars_and_no_duplicate_steps_after_a_resume(tmp_
     loss = read_json(run / 'metrics.json')['history']['train_loss']
     assert [round(e.value, 5) for e in acc.Scalars('train/loss')] == [round(x, 5) for x in loss]
     assert 'val/psnr' in acc.Tags()['scalars'] and 'val/psnr_over_blank' in acc.Tags()['scalars']
+    for tag in ('train/l1', 'train/l2', 'train/aux', 'train/grad_norm', 'train/lr', 'val/ssim', 'val/codebook_usage', 'val/perplexity'):
+        assert tag in acc.Tags()['scalars'], tag                     # everything the console has, and more
+    assert 'val/reconstructions' in acc.Tags()['images']             # the validation's picture, at each validation
+    hp = EventAccumulator(str(run / 'tb' / 'hparams')); hp.Reload()
+    final = read_json(run / 'metrics.json')['final']
+    assert hp.Scalars('final/psnr')[0].value == pytest.approx(final['psnr'], rel=1e-6)   # the hyperparameters beside the final metrics
 
 
 def test_wandb_offline_run_resumes_the_same_run(tmp_path):
