@@ -408,6 +408,7 @@ def generate_dataset(out_dir=None, num_samples: int | None = None, config: Gener
 def _describe(job: Job, d: Path) -> None:
     "For the status page: the videos of each class (in the progress metrics) and `preview.gif`, a few videos of each class."
     from mono3d.plots import preview_dataset              # matplotlib and PIL only when a dataset is finished
+    from mono3d.data import load_dataset                  # defined further down this module
     ds = load_dataset(d, verify=False)
     job.progress.update(metrics={f'videos_{c}': int(n) for c, n in zip(CLASSES, np.bincount(ds.labels, minlength=len(CLASSES)))}, force=True)
     try: preview_dataset(d)
