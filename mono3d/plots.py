@@ -161,7 +161,7 @@ def plot_confusions(cls: dict, path) -> None:
         for (i, j), v in np.ndenumerate(cm): ax.text(j, i, str(v), ha='center', va='center', fontsize=8)
         ax.set_xticks(range(4), [c[:4] for c in CLASSES], fontsize=7); ax.set_yticks(range(4), [c[:4] for c in CLASSES], fontsize=7)
         ax.set_title(f"{k}: {100 * m['balanced_accuracy']:.1f}%", fontsize=9); ax.set_xlabel('predicted', fontsize=7)
-    save_png(fig, path, dpi=100, bbox_inches='tight')
+    save_png(fig, path, dpi=60, bbox_inches='tight')
 
 # %% ../nbs/11_plots.ipynb #c028
 def plot_reconstructions_per_class(x, rec, path) -> None:
@@ -173,7 +173,7 @@ def plot_reconstructions_per_class(x, rec, path) -> None:
             for r, v in enumerate((x, rec)):
                 ax = axes[2 * i + r, j]; ax.imshow(v[i, :, t].clamp(0, 1).permute(1, 2, 0).numpy()); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_ylabel(f"{CLASSES[i][:4]} {'orig' if r == 0 else 'recon'}", fontsize=7)
-    save_png(fig, path, dpi=100, bbox_inches='tight')
+    save_png(fig, path, dpi=60, bbox_inches='tight')
 
 def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
     "3D plots (camera axes) of one test video per class: observed, true future, and each forecast."
@@ -186,7 +186,7 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
         for (name, p), st in zip(preds.items(), ('r.-', 'b.--')): ax.plot(*np.concatenate([pos[i, k - 1:k], p[i]]).T, st, label=name)
         ax.set_title(CLASSES[c], fontsize=9); ax.tick_params(labelsize=6)
     fig.axes[0].legend(fontsize=6, loc='upper left')
-    save_png(fig, path, dpi=100, bbox_inches='tight')
+    save_png(fig, path, dpi=60, bbox_inches='tight')
 
 # %% ../nbs/11_plots.ipynb #c031
 def plot_axis_errors(sections: dict, path) -> None:
@@ -198,4 +198,4 @@ def plot_axis_errors(sections: dict, path) -> None:
             ax.bar(np.arange(3) + (i - (len(models) - 1) / 2) * w, err, w, label=name)
         ax.set_xticks(range(3), ['x', 'y', 'depth'], fontsize=8); ax.set_title(title, fontsize=9)
         ax.set_ylabel('mean absolute error (scene units)', fontsize=7); ax.tick_params(labelsize=7); ax.legend(fontsize=6)
-    save_png(fig, path, dpi=100, bbox_inches='tight')
+    save_png(fig, path, dpi=60, bbox_inches='tight')
