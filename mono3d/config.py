@@ -308,7 +308,7 @@ def config_yaml(cfg: Config) -> str:
     walk(cfg, '')
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/00_config.ipynb #c052
+# %% ../nbs/00_config.ipynb #c053
 def load_config_file(path) -> dict:
     "Parameters from a JSON or YAML file; a `run.json`/`metrics.json` gives its `config`."
     p = Path(path)
@@ -326,7 +326,7 @@ def load_config_file(path) -> dict:
     if not isinstance(d, dict): raise ConfigError(f'config file {str(p)!r} must hold a mapping of parameter names to values, got {type(d).__name__}', 'config')
     return d
 
-# %% ../nbs/00_config.ipynb #c055
+# %% ../nbs/00_config.ipynb #c056
 def config_from_args(cls, ns: argparse.Namespace | dict):
     "The config of `add_config_arguments`' parsed flags: defaults < `--config FILE` < the flags given."
     given = dict(vars(ns) if isinstance(ns, argparse.Namespace) else ns)
@@ -339,7 +339,7 @@ def _as_flat(cls, d: dict) -> dict:
     "A dict of flat and nested names as flat names (so that flags given on top override the file)."
     return cls.from_dict(d).flat_dict() if d else {}
 
-# %% ../nbs/00_config.ipynb #c059
+# %% ../nbs/00_config.ipynb #c060
 def config_from_params(cls, namespace: dict):
     "The config of a papermill runner: the flat names given a value other than None, over `config_file` if given."
     given = {n: namespace[n] for n in cls.flat_names() if namespace.get(n) is not None}
