@@ -106,32 +106,36 @@ class TrainState:
         if rng: set_rng_state(d['rng'])
 
     @property
-    def warmup(self) -> int:
-        "Warm-up steps: `--warmup-steps`, but at most a tenth of the run (else a short run never reaches its learning rate)."
-        return min(self.optim.warmup_steps, self.plan.total // 10)
-
-    def lr(self, step: int) -> float:
-        "The learning rate of step `step` (0-based) of the plan: warm-up, then cosine."
-        o = self.optim
-        return o.lr * warmup_cosine(self.warmup, self.plan.total, o.min_lr_ratio)(step)
-
-    def schedule(self) -> dict:
-        "What the schedule is (recorded in checkpoints; rebuilt, never loaded)."
-        o = self.optim
-        return {'kind': 'warmup_cosine', 'peak_lr': o.lr, 'warmup_steps': self.warmup, 'total_steps': self.plan.total,
-                'min_lr_ratio': o.min_lr_ratio, 'step': self.step}
-
-    def warmup_note(self) -> str:
-        "For the plan line: the warm-up, and why it is shorter than asked when it is."
-        w, asked = self.warmup, self.optim.warmup_steps
-        return f'; warm-up {w} steps' + (f' (--warmup-steps {asked} capped at a tenth of the run)' if w < asked else '')
-
-    @property
     def weights(self) -> nn.Module:
         "The model that is validated and saved: the weight average when there is one."
         return self.ema.model if self.ema is not None else self.model
 
 # %% ../nbs/12_loop.ipynb #c018
+@patch(as_prop=True)
+def warmup(self: TrainState) -> int:
+    "Warm-up steps: `--warmup-steps`, but at most a tenth of the run (else a short run never reaches its learning rate)."
+    return min(self.optim.warmup_steps, self.plan.total // 10)
+
+@patch
+def lr(self: TrainState, step: int) -> float:
+    "The learning rate of step `step` (0-based) of the plan: warm-up, then cosine."
+    o = self.optim
+    return o.lr * warmup_cosine(self.warmup, self.plan.total, o.min_lr_ratio)(step)
+
+@patch
+def schedule(self: TrainState) -> dict:
+    "What the schedule is (recorded in checkpoints; rebuilt, never loaded)."
+    o = self.optim
+    return {'kind': 'warmup_cosine', 'peak_lr': o.lr, 'warmup_steps': self.warmup, 'total_steps': self.plan.total,
+            'min_lr_ratio': o.min_lr_ratio, 'step': self.step}
+
+@patch
+def warmup_note(self: TrainState) -> str:
+    "For the plan line: the warm-up, and why it is shorter than asked when it is."
+    w, asked = self.warmup, self.optim.warmup_steps
+    return f'; warm-up {w} steps' + (f' (--warmup-steps {asked} capped at a tenth of the run)' if w < asked else '')
+
+# %% ../nbs/12_loop.ipynb #c021
 class Checkpoints:
     "The checkpoints of one run directory: save, rotate, find the newest usable one, tidy."
     def __init__(self, run_dir, identity: dict, keep_last: int = 3):
@@ -156,7 +160,7 @@ class Checkpoints:
         if diff: raise ConfigError(f'checkpoint {manifest["name"]} belongs to a run with other settings ({"; ".join(diff)})', 'run_dir')
         return ck
 
-# %% ../nbs/12_loop.ipynb #c020
+# %% ../nbs/12_loop.ipynb #c023
 @patch
 def find(self: Checkpoints, fits, restart: bool = False) -> dict | None:
     """The newest checkpoint that is valid, loads and `fits(checkpoint)` without raising; None for a new run. Read-only:
@@ -182,7 +186,7 @@ def tidy(self: Checkpoints, resuming: bool) -> None:
         aside.rename(aside.with_name(aside.name.replace('uncommitted-', 'unusable-')))
     else: self.store.set_aside(self.store.orphans(), 'checkpoint files without a manifest: never deleted, moved aside')
 
-# %% ../nbs/12_loop.ipynb #c023
+# %% ../nbs/12_loop.ipynb #c026
 class StepInterrupted(StopRequested):
     "A stop that abandoned a step half-way: the state is still that of the last completed step."
 
@@ -200,7 +204,7 @@ class StopHooks:
         for h in self.handles: h.remove()
         self.handles = []
 
-# %% ../nbs/12_loop.ipynb #c026
+# %% ../nbs/12_loop.ipynb #c029
 class Task:
     "The model-specific half of a training run (see above). `cfg` has `run_dir`, `seed`, `optim` and `job`."
     spec: JobSpec
@@ -224,7 +228,7 @@ class Task:
     def format(self, m: dict) -> str: return ', '.join(f'{k} {v:.4g}' for k, v in m.items() if isinstance(v, float))
     def headline(self, m: dict) -> dict: return {f'val_{k}': v for k, v in m.items() if isinstance(v, float)}
 
-# %% ../nbs/12_loop.ipynb #c031
+# %% ../nbs/12_loop.ipynb #c034
 def check_tracker(name: str) -> None:
     "Refuse (`ConfigError`) a tracker whose package is not installed, or W&B without credentials."
     pkg = {'tensorboard': 'tensorboard', 'wandb': 'wandb'}.get(name)
@@ -240,7 +244,7 @@ def _wandb_credentials() -> bool:
     try: return netrc.netrc().authenticators(os.environ.get('WANDB_BASE_URL', 'https://api.wandb.ai').split('://')[-1].split('/')[0]) is not None
     except (OSError, netrc.NetrcParseError): return False
 
-# %% ../nbs/12_loop.ipynb #c033
+# %% ../nbs/12_loop.ipynb #c036
 class Reporter:
     "Progress files, console lines and an optional tracker, on rank 0 only."
     def __init__(self, job: Job, task: Task, plan: TrainingPlan, start_step: int, wandb_id: str | None):
@@ -261,28 +265,33 @@ class Reporter:
             for k, v in values.items(): self.tracker.add_scalar(k, v, step)
         elif self.kind == 'wandb': self.tracker.log(values, step=step)
 
-    def image(self, step: int, tag: str, path: Path) -> None:
-        "A picture the run wrote (a PNG, or a GIF's first frame) as an image of the tracker."
-        if self.kind == 'none' or not path.is_file(): return
-        from PIL import Image
-        pixels = np.asarray(Image.open(path).convert('RGB'))
-        if self.kind == 'tensorboard': self.tracker.add_image(tag, pixels, step, dataformats='HWC')
-        elif self.kind == 'wandb':
-            import wandb
-            self.tracker.log({tag: wandb.Image(pixels)}, step=step)
-
-    def hparams(self, final: dict) -> None:
-        "The hyperparameters beside the final held-out measures (TensorBoard's HPARAMS tab; the W&B run summary)."
-        metrics = {f'final/{k}': v for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if self.kind == 'tensorboard':
-            flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.task.cfg.flat_dict().items()}
-            self.tracker.add_hparams(public(flat), metrics, run_name='hparams')
-        elif self.kind == 'wandb': self.tracker.summary.update(metrics)
-
     def close(self) -> None:
         if self.kind == 'tensorboard': self.tracker.close()
         elif self.kind == 'wandb': self.tracker.finish()
         self.tracker = None
+
+# %% ../nbs/12_loop.ipynb #c039
+@patch
+def image(self: Reporter, step: int, tag: str, path: Path) -> None:
+    "A picture the run wrote (a PNG, or a GIF's first frame) as an image of the tracker."
+    if self.kind == 'none' or not path.is_file(): return
+    from PIL import Image
+    pixels = np.asarray(Image.open(path).convert('RGB'))
+    if self.kind == 'tensorboard': self.tracker.add_image(tag, pixels, step, dataformats='HWC')
+    elif self.kind == 'wandb':
+        import wandb
+        self.tracker.log({tag: wandb.Image(pixels)}, step=step)
+
+@patch
+def hparams(self: Reporter, final: dict) -> None:
+    "The hyperparameters beside the final held-out measures (TensorBoard's HPARAMS tab; the W&B run summary)."
+    metrics = {f'final/{k}': v for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if self.kind == 'tensorboard':
+        flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.task.cfg.flat_dict().items()}
+        self.tracker.add_hparams(public(flat), metrics, run_name='hparams')
+    elif self.kind == 'wandb': self.tracker.summary.update(metrics)
+
+# %% ../nbs/12_loop.ipynb #c042
 @patch
 def step(self: Reporter, step: int, loss: float, lr: float, samples: int, parts: dict | None = None) -> None:
     if not self.main: return
@@ -304,7 +313,7 @@ def validation(self: Reporter, step: int, m: dict) -> None:
     self.scalars(step, {f'val/{k}': v for k, v in m.items() if k != 'step'})
     for tag, path in self.task.pictures().items(): self.image(step, tag, path)
 
-# %% ../nbs/12_loop.ipynb #c036
+# %% ../nbs/12_loop.ipynb #c045
 def check_prelaunch_tests(tests: str) -> list[str]:
     "The checklist's pytest arguments, or a `ConfigError` when they name no existing test path."
     args = shlex.split(tests)
@@ -326,7 +335,7 @@ def run_prelaunch_checklist(run_dir, tests: str = 'tests') -> str:
     say(f'[prelaunch] checklist passed: {tail.splitlines()[-1] if tail else ""}')
     return report
 
-# %% ../nbs/12_loop.ipynb #c039
+# %% ../nbs/12_loop.ipynb #c048
 class Trainer:
     "One process's training run of `task` inside `job` (see `train`)."
     def __init__(self, task: Task, job: Job, proc: Processes, restart: bool = False):
@@ -345,7 +354,7 @@ class Trainer:
     @property
     def plan(self) -> TrainingPlan: return self.state.plan
 
-# %% ../nbs/12_loop.ipynb #c041
+# %% ../nbs/12_loop.ipynb #c050
 @patch
 def build(self: Trainer) -> None:
     "The model (from the seeded generator), the optimiser, the weight average and the plan; nothing is written."
@@ -362,7 +371,7 @@ def build(self: Trainer) -> None:
     if cfg.job.log_to != 'none' and self.main: check_tracker(cfg.job.log_to)
     if cfg.job.production and self.main: check_prelaunch_tests(cfg.job.prelaunch_tests)
 
-# %% ../nbs/12_loop.ipynb #c044
+# %% ../nbs/12_loop.ipynb #c053
 @patch
 def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     o, shape = self.cfg.optim, self.task.plan_shape()
@@ -371,7 +380,7 @@ def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     if o.steps: return TrainingPlan.make(o.steps, shape)
     return TrainingPlan.for_epochs(o.epochs, shape)
 
-# %% ../nbs/12_loop.ipynb #c046
+# %% ../nbs/12_loop.ipynb #c055
 @patch
 def check_before_writing(self: Trainer) -> dict | None:
     "Rank 0, under the lock: compare the directory with the request and find the checkpoint; refuse before any write."
@@ -386,7 +395,7 @@ def check_before_writing(self: Trainer) -> dict | None:
     self.record = {'wandb_id': hashlib.sha1(f'{self.run.resolve()}{time.time()}'.encode()).hexdigest()[:12], **kept}
     return ck
 
-# %% ../nbs/12_loop.ipynb #c048
+# %% ../nbs/12_loop.ipynb #c057
 @patch
 def open(self: Trainer) -> None:
     "Build, check, write the record, prepare the data, resume: see above."
@@ -427,7 +436,7 @@ def close(self: Trainer) -> None:
     if self.hooks is not None: self.hooks.remove(); self.hooks = None
     if getattr(self, 'report', None) is not None: self.report.close(); self.report = None
 
-# %% ../nbs/12_loop.ipynb #c051
+# %% ../nbs/12_loop.ipynb #c060
 @patch
 def segment_end(self: Trainer) -> int:
     "Where the current run of batches ends: the plan's end, or where a provisional plan is measured."
@@ -449,7 +458,7 @@ def batches(self: Trainer):
             yield step, batch
     finally: loader.close()
 
-# %% ../nbs/12_loop.ipynb #c054
+# %% ../nbs/12_loop.ipynb #c063
 @patch
 def train_step(self: Trainer, batch) -> dict:
     "One optimisation step; every rank then votes on stopping, so all stop after the same step."
@@ -474,7 +483,8 @@ def train_step(self: Trainer, batch) -> dict:
     st.step += 1
     loss = loss_sum / self.proc.world
     st.history['train_loss'].append(loss); st.history['lr'].append(lr)
-    self.report.step(st.step, loss, lr, len(batch) * self.proc.world, parts=out)
+    if self.provisional: self.job.progress.tick()          # a --minutes probe: timed, then rewound, never reported as the run's steps
+    else: self.report.step(st.step, loss, lr, len(batch) * self.proc.world, parts=out)
     return {**out, 'loss': loss}
 
 class _nothing:
@@ -487,18 +497,17 @@ def count_time(self: Trainer, seconds: float, clip: bool, batch) -> None:
     ph = self.timing['phases'].setdefault('clip' if clip else 'full', {'steps': 0, 'videos': 0, 'seconds': 0.0, 'shape': list(batch.shape[2:])})
     ph['steps'] += 1; ph['videos'] += len(batch) * self.proc.world; ph['seconds'] += seconds
 
-# %% ../nbs/12_loop.ipynb #c057
+# %% ../nbs/12_loop.ipynb #c066
 @patch
 def due(self: Trainer) -> list[str]:
     "What is due after the step just taken: `'validate'` and/or `'checkpoint'`."
-    if not self.main: return []
+    if not self.main or self.provisional: return []          # a --minutes probe is rewound: nothing of it is kept
     j, s, total = self.cfg.job, self.step, self.plan.total
     out = []
     if s % (j.val_every_steps or max(1, total // 4)) == 0 or s == total:
         if self.stopping: self.state.pending_validation = True
         else: out.append('validate')
-    if (s % j.ckpt_every_steps == 0 or s == total or time.monotonic() - self.last_checkpoint >= 60 * j.ckpt_every_minutes) \
-            and not self.provisional:
+    if s % j.ckpt_every_steps == 0 or s == total or time.monotonic() - self.last_checkpoint >= 60 * j.ckpt_every_minutes:
         out.append('checkpoint')
     return out
 
@@ -515,7 +524,7 @@ def after_step(self: Trainer) -> None:
         if not stop.requested: stop.request()
         raise StopRequested(stop.signum)
 
-# %% ../nbs/12_loop.ipynb #c060
+# %% ../nbs/12_loop.ipynb #c069
 @patch
 def validate(self: Trainer) -> dict | None:
     "The task's held-out measures of this step (history, best, loss curve); None when a stop interrupted them."
@@ -546,7 +555,7 @@ def checkpoint(self: Trainer, rng: dict | None = None) -> str:
     self.job.progress.update(last_checkpoint=name)
     return name
 
-# %% ../nbs/12_loop.ipynb #c063
+# %% ../nbs/12_loop.ipynb #c072
 @patch
 def fix_plan(self: Trainer) -> None:
     "With `minutes`: size the plan from the steps measured so far and a timed full-size step, and record it."
@@ -555,13 +564,15 @@ def fix_plan(self: Trainer) -> None:
     t_first = self.timing['step_s'] / max(1, st.step - self.step0) if st.step > self.step0 else 1.0
     t_full = self.time_full_step() if self.plan.clip_steps else t_first
     t_first, t_full, spent = self.proc.broadcast((t_first, t_full, time.monotonic() - self.started))
-    st.plan = TrainingPlan.measured(cfg.optim.minutes, t_first, t_full, self.task.plan_shape(), spent=spent, done=st.step)
-    self.provisional = False
+    st.plan, probed = TrainingPlan.measured(cfg.optim.minutes, t_first, t_full, self.task.plan_shape(), spent=spent), st.step
+    st.load_state_dict(self.before_probe)                     # rewind: the run is the run of its plan from the start
+    self.provisional, self.before_probe = False, None
     self.record['plan'] = st.plan.to_dict(); self.write_record()
     self.report.plan = st.plan
     if self.main: self.job.progress.total = st.plan.total
     self.job.say(f'[{self.job.kind}] {cfg.optim.minutes:g} minutes: {st.plan.total} steps ({st.plan.clip_steps} first-phase steps at '
-                 f'{t_first:.3f} s, {st.plan.total - st.plan.clip_steps} full-size at {t_full:.3f} s), measured over the first {st.step} steps')
+                 f'{t_first:.3f} s, {st.plan.total - st.plan.clip_steps} full-size at {t_full:.3f} s), measured over {probed} probe steps, '
+                 f'rewound to step {st.step}' + st.warmup_note())
 
 @patch
 def time_full_step(self: Trainer) -> float:
@@ -573,7 +584,7 @@ def time_full_step(self: Trainer) -> float:
     t = time.perf_counter(); optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
     return time.perf_counter() - t
 
-# %% ../nbs/12_loop.ipynb #c066
+# %% ../nbs/12_loop.ipynb #c075
 @patch
 def finish(self: Trainer) -> dict:
     "The final validation, the weights, `metrics.json`; rank 0's final metrics on every rank."
@@ -608,7 +619,7 @@ def finished(self: Trainer) -> dict | None:
     m = json.loads(m.read_text())
     return m['final'] if m.get('steps') == self.step and self.task.saved() else None
 
-# %% ../nbs/12_loop.ipynb #c069
+# %% ../nbs/12_loop.ipynb #c078
 @patch
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."
@@ -616,6 +627,7 @@ def fit(self: Trainer) -> dict:
     job.start_progress(self.plan.total, 'steps', done=self.step)
     self.step0, self.started = self.step, time.monotonic()
     self.report = Reporter(job, self.task, self.plan, self.step, self.record.get('wandb_id'))
+    self.before_probe = copy.deepcopy(self.state.state_dict()) if self.provisional else None
     job.say(self.task.describe(None if self.provisional else self.plan) + self.where() + ('' if self.provisional else self.state.warmup_note()))
     try:
         if self.state.pending_validation and self.main and self.validate() is not None: self.checkpoint()
@@ -627,10 +639,10 @@ def fit(self: Trainer) -> dict:
                 self.after_step()
             self.fix_plan()
     except StepInterrupted:
-        if self.main: self.checkpoint(rng)
+        if self.main and not self.provisional: self.checkpoint(rng)      # a stopped probe keeps nothing: the rerun probes again
         raise
     except StopRequested:
-        if self.main: self.checkpoint()
+        if self.main and not self.provisional: self.checkpoint()
         raise
     return self.finish()
 
@@ -640,6 +652,7 @@ def where(self: Trainer) -> str:
     return ('; ' + (f'{p.world} processes ({p.backend}), ' if p.distributed else '') + f'device {self.device}, {self.precision}'
             + (', channels_last_3d' if self.cfg.job.channels_last else '') + (', compiled' if self.cfg.job.compile else ''))
 
+# %% ../nbs/12_loop.ipynb #c081
 def train(task: Task, restart: bool = False) -> dict:
     "Train (or resume, or extend) `task`'s run; returns the final held-out metrics."
     cfg, proc = task.cfg, task.proc

@@ -72,14 +72,11 @@ class TrainingPlan:
 
 # %% ../nbs/08_recipe.ipynb #c012
 @patch(cls_method=True)
-def measured(cls: TrainingPlan, minutes: float, seconds_first: float, seconds_full: float, shape: PlanShape, spent: float = 0.0,
-             done: int = 0) -> TrainingPlan:
-    "The plan whose steps take about `minutes` (of which `spent` seconds are gone) at the measured step times; at least `done` + 1 steps."
+def measured(cls: TrainingPlan, minutes: float, seconds_first: float, seconds_full: float, shape: PlanShape,
+             spent: float = 0.0) -> TrainingPlan:
+    "The plan whose steps take about `minutes` (of which `spent` seconds are gone) at the measured step times; at least one step."
     f = shape.last_fraction
     plan = cls.make(max(1, int((60 * minutes - spent) / (seconds_first * (1 - f) + seconds_full * f))), shape)
-    if plan.total <= done or (f < 1 and plan.clip_steps < done):       # the measured steps are already past the plan's end
-        plan = cls.make(max(plan.total, done + 1), shape)
-        plan = cls(plan.total, max(plan.clip_steps, done) if f < 1 else 0, plan.clip_batch, plan.full_batch, plan.videos_per_epoch)
     return plan
 
 @patch

@@ -304,6 +304,7 @@ def save(self: VideoTokenizer, path) -> tuple[Path, Path]:
     atomic_write(cfg_path, json.dumps({'config': self.config.to_dict(), 'codebook_size': self.codebook_size}, indent=1))
     return path, cfg_path
 
+# %% ../nbs/10_tokenizer.ipynb #c037
 WEIGHTS_NAME = 'tokenizer.safetensors'
 
 def _weights_path(path) -> Path:
@@ -334,7 +335,7 @@ def load(cls: VideoTokenizer, path, map_location: str = 'cpu') -> VideoTokenizer
     model.load_state_dict(_read_weights(path), strict=True)
     return model.to(map_location)
 
-# %% ../nbs/10_tokenizer.ipynb #c038
+# %% ../nbs/10_tokenizer.ipynb #c041
 @patch(cls_method=True)
 def from_pretrained(cls: VideoTokenizer, path, map_location: str = 'cpu') -> VideoTokenizer:
     "A saved tokenizer, in eval mode: `path` is a run directory, a `.safetensors` file or its `.json`."

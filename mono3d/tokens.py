@@ -100,6 +100,27 @@ def write_token_shard(f, codes: np.ndarray, ids: np.ndarray, labels: np.ndarray)
     np.savez(f, codes=codes, sample_ids=ids.astype(np.int64), labels=labels.astype(np.int8))
 
 # %% ../nbs/15_tokens.ipynb #c020
+def _tokenize_holes(job: Job, tok: VideoTokenizer, index: ShardIndex, holes, cfg: TokenCacheConfig) -> None:
+    "Tokenize and commit the shards that fill `holes`, one by one."
+    store = ManifestStore(job.dir, TOKEN_PREFIX, kind='token shard')
+    store.cleanup(); store.set_aside(store.orphans(), 'token shards without a manifest: made again')
+    labels = _labels(index)
+    background = read_dataset_config(index.dir).background if cfg.background == 'blank' else None
+    for start, count in shards_of(holes, cfg.shard_size):
+        ids = np.arange(start, start + count)
+        codes = tokenize_videos(tok, videos_by_shard(index, ids), cfg.batch_size, tick=job.tick, background=background)
+        store.save(start, {'.npz': lambda f: write_token_shard(f, codes, ids, labels[ids])}, meta={'count': count})
+        job.progress.update(job.progress.done + count, last_checkpoint=f'{store.name(start)}.npz')
+        job.say(f'[tokens] committed {store.name(start)}.npz ({count} videos) {job.progress.done}/{job.progress.total}')
+
+def _labels(index: ShardIndex) -> np.ndarray:
+    "The class of every sample of the dataset (read from the shards' small arrays)."
+    out = []
+    for _, _, path in index.shards:
+        with np.load(path) as z: out.append(z['labels'])
+    return np.concatenate(out)
+
+# %% ../nbs/15_tokens.ipynb #c023
 def tokenize_dataset(config: TokenCacheConfig | dict | None = None, **overrides) -> dict:
     "Make (or resume, or extend) a token cache; returns the final `progress.json` state."
     cfg = TokenCacheConfig.coerce(config, **overrides)
@@ -133,27 +154,7 @@ def _survey_tokens(job: Job, index: ShardIndex) -> list[tuple[int, int]]:
         done.append((m['index'], m['index'] + m['meta']['count']))
     return done
 
-def _tokenize_holes(job: Job, tok: VideoTokenizer, index: ShardIndex, holes, cfg: TokenCacheConfig) -> None:
-    "Tokenize and commit the shards that fill `holes`, one by one."
-    store = ManifestStore(job.dir, TOKEN_PREFIX, kind='token shard')
-    store.cleanup(); store.set_aside(store.orphans(), 'token shards without a manifest: made again')
-    labels = _labels(index)
-    background = read_dataset_config(index.dir).background if cfg.background == 'blank' else None
-    for start, count in shards_of(holes, cfg.shard_size):
-        ids = np.arange(start, start + count)
-        codes = tokenize_videos(tok, videos_by_shard(index, ids), cfg.batch_size, tick=job.tick, background=background)
-        store.save(start, {'.npz': lambda f: write_token_shard(f, codes, ids, labels[ids])}, meta={'count': count})
-        job.progress.update(job.progress.done + count, last_checkpoint=f'{store.name(start)}.npz')
-        job.say(f'[tokens] committed {store.name(start)}.npz ({count} videos) {job.progress.done}/{job.progress.total}')
-
-def _labels(index: ShardIndex) -> np.ndarray:
-    "The class of every sample of the dataset (read from the shards' small arrays)."
-    out = []
-    for _, _, path in index.shards:
-        with np.load(path) as z: out.append(z['labels'])
-    return np.concatenate(out)
-
-# %% ../nbs/15_tokens.ipynb #c024
+# %% ../nbs/15_tokens.ipynb #c027
 class TokenCache:
     "The codes, ids and labels of a token cache directory (every shard checked against its manifest)."
     def __init__(self, directory):
@@ -174,7 +175,7 @@ class TokenCache:
     @property
     def grid(self) -> tuple: return tuple(self.codes.shape[1:])
 
-# %% ../nbs/15_tokens.ipynb #c027
+# %% ../nbs/15_tokens.ipynb #c030
 def ensure_tokens(out_dir, tokenizer_run, data_dir=None, num_samples=None, job: JobConfig | None = None, background: str = 'blank') -> TokenCache:
     "Make (or finish) the token cache in `out_dir` (its own resumable job), then open it."
     j = job or JobConfig()
@@ -183,7 +184,7 @@ def ensure_tokens(out_dir, tokenizer_run, data_dir=None, num_samples=None, job: 
                      quiet=j.quiet, publish_to=j.publish_to and j.publish_to.rstrip('/') + '/tokens')
     return TokenCache(out_dir)
 
-# %% ../nbs/15_tokens.ipynb #c030
+# %% ../nbs/15_tokens.ipynb #c033
 def _tokens_command(cfg: TokenCacheConfig) -> None:
     s = tokenize_dataset(cfg)
     if s.get('status'): print(f"[tokens] {s['status']}: {s['done']}/{s['total']} videos in {s['directory']}", flush=True)
@@ -192,6 +193,6 @@ build_tokens_parser, main = job_main(
     'tokens', TokenCacheConfig, "Tokenize a dataset with a finished tokenizer run into a token cache (resumable).", _tokens_command,
     directory=lambda a: a.get('out_dir'), positional=('out_dir',))
 
-# %% ../nbs/15_tokens.ipynb #c032
+# %% ../nbs/15_tokens.ipynb #c035
 #| eval: false
 if __name__ == '__main__': sys.exit(main())
