@@ -329,6 +329,7 @@ DATASET_JSON = 'dataset.json'
 @dataclass(frozen=True)
 class GenerateConfig(Config):
     "A dataset generation job."
+    FLAGS = {'data.seed': 'data_seed'}          # one name for the dataset's seed, here and in `mono3d train`
     out_dir: str = param('data', 'dataset directory (created if missing; running again resumes or extends it)', identity=False)
     num_samples: int = param(50_000, 'videos in the dataset (a larger value extends an existing dataset)', lo=1, limit=10 ** 9, identity=False)
     checkpoint_interval: int = param(1000, 'samples per shard: the unit of work that is committed at once', lo=1, limit=100_000, identity=False)
@@ -381,7 +382,7 @@ def generate_dataset(out_dir=None, num_samples: int | None = None, config: Gener
                      processes: Processes | None = None, **params) -> dict:
     """Generate (or resume, or extend) a dataset of `num_samples` videos in `out_dir` as shards of
     `checkpoint_interval` samples. Any `GenerateConfig` field can be given by its flat name (`frames=8`,
-    `seed=3`, `publish_to=...`). `processes` shares the shards among the ranks of a launcher (default: the
+    `data_seed=3`, `publish_to=...`). `processes` shares the shards among the ranks of a launcher (default: the
     ranks the environment describes; `Processes({})` for this process alone). Returns the final
     `progress.json` state (rank 0; other ranks: their share)."""
     if out_dir is not None: params['out_dir'] = os.fspath(out_dir)
@@ -592,7 +593,7 @@ def check_dataset(data_dir, want: DatasetConfig, num_samples: int) -> ShardIndex
 def ensure_dataset(data_dir, want: DatasetConfig, num_samples: int, job: JobConfig, generate: bool) -> ShardIndex:
     "Generate the dataset when `generate` (rank 0 alone; progress published under `publish_to/data`), then `check_dataset` it."
     if generate:
-        generate_dataset(data_dir, num_samples, **want.flat_dict(), progress_every=job.progress_every, heartbeat_every=job.heartbeat_every,
+        generate_dataset(data_dir, num_samples, data=want.to_dict(), progress_every=job.progress_every, heartbeat_every=job.heartbeat_every,
                          hung_after=job.hung_after, bar=False, quiet=job.quiet, processes=Processes({}),
                          publish_to=job.publish_to and job.publish_to.rstrip('/') + '/data')
     return check_dataset(data_dir, want, num_samples)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_progress.ipynb #c003
 from __future__ import annotations
-import errno, json, math, os, signal, socket, sys, threading, time
+import errno, importlib.util, json, math, os, signal, socket, sys, threading, time
 from pathlib import Path
 from typing import Callable
 from tqdm import tqdm
@@ -16,7 +16,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'STALLED', 'HUNG', 'PROGRESS_TXT', 'PROGRESS_JSON',
            'format_duration', 'printable', 'say', 'check_progress', 'observe', 'read_progress', 'StopRequested',
-           'ProgressFile', 'render_text', 'staleness', 'effective_status', 'progress_summary']
+           'ProgressFile', 'bar_kind', 'render_text', 'staleness', 'effective_status', 'progress_summary']
 
 # %% ../nbs/03_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
@@ -156,12 +156,24 @@ class ProgressFile:
         self.last_checkpoint = prev.get('last_checkpoint') if same else None
 
     def _make_bar(self):
-        tty = hasattr(sys.stderr, 'isatty') and sys.stderr.isatty()
-        # outside a terminal (papermill, CI logs) each refresh is a new line: refresh rarely
-        return tqdm(total=self.total, initial=self.done, unit=self.unit[:-1] if self.unit.endswith('s') else self.unit,
-                    desc=self.job, mininterval=0.5 if tty else self.heartbeat_every, file=sys.stderr, dynamic_ncols=tty, leave=True)
+        kind = bar_kind()
+        if kind == 'none': return None
+        cls = tqdm
+        if kind == 'notebook': from tqdm.notebook import tqdm as cls
+        return cls(total=self.total, initial=self.done, unit=self.unit[:-1] if self.unit.endswith('s') else self.unit,
+                   desc=self.job, mininterval=0.5, file=sys.stderr, dynamic_ncols=True, leave=True)
 
 # %% ../nbs/03_progress.ipynb #c023
+def bar_kind(stream=None) -> str:
+    "`'notebook'` (a Jupyter kernel with ipywidgets), `'terminal'` (`stream`, default stderr, is a tty) or `'none'`."
+    ip = sys.modules.get('IPython')
+    shell = ip.get_ipython() if ip is not None and hasattr(ip, 'get_ipython') else None
+    if shell is not None and type(shell).__name__ == 'ZMQInteractiveShell':
+        return 'notebook' if importlib.util.find_spec('ipywidgets') else 'none'
+    stream = stream if stream is not None else sys.stderr
+    return 'terminal' if hasattr(stream, 'isatty') and stream.isatty() else 'none'
+
+# %% ../nbs/03_progress.ipynb #c026
 @patch(as_prop=True)
 def elapsed(self: ProgressFile) -> float: return time.monotonic() - self._t0
 
@@ -186,7 +198,7 @@ def idle_seconds(self: ProgressFile) -> float:
     "Seconds since the job last reported any work (`update` or `tick`)."
     return time.monotonic() - self._last_activity
 
-# %% ../nbs/03_progress.ipynb #c026
+# %% ../nbs/03_progress.ipynb #c029
 @patch
 def state(self: ProgressFile) -> dict:
     "Everything `progress.json` holds."
@@ -201,7 +213,7 @@ def state(self: ProgressFile) -> dict:
             'hung_after': self.hung_after, 'restarts': self.restarts, 'last_checkpoint': self.last_checkpoint,
             'pid': os.getpid(), 'host': socket.gethostname(), 'heartbeat_every': self.heartbeat_every, 'metrics': dict(self.metrics)}
 
-# %% ../nbs/03_progress.ipynb #c029
+# %% ../nbs/03_progress.ipynb #c032
 def _status_line(s: dict) -> str:
     if s['status'] == HUNG:
         return (f"Status: HUNG (the process is alive, but its work has not moved for {format_duration(s.get('idle_seconds'))}: "
@@ -226,7 +238,7 @@ def render_text(s: dict) -> str:
     if s['status'] == COMPLETE: lines.append(COMPLETE)
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/03_progress.ipynb #c032
+# %% ../nbs/03_progress.ipynb #c035
 def _write_state(path: Path, text: str) -> None:
     try: atomic_write(path, text)
     except OSError as e:
@@ -249,7 +261,7 @@ def write(self: ProgressFile) -> dict:
     if self.publisher is not None: self.publisher.notify()
     return s
 
-# %% ../nbs/03_progress.ipynb #c035
+# %% ../nbs/03_progress.ipynb #c038
 @patch
 def update(self: ProgressFile, done: int | None = None, metrics: dict | None = None, last_checkpoint: str | None = None,
            force: bool = False) -> None:
@@ -273,7 +285,7 @@ def tick(self: ProgressFile) -> None:
     "The job is working (inside a long unit: a validation, a head's epoch): not HUNG."
     self._last_activity = time.monotonic()
 
-# %% ../nbs/03_progress.ipynb #c038
+# %% ../nbs/03_progress.ipynb #c041
 @patch
 def heartbeat_line(self: ProgressFile) -> str:
     s = self.state()
@@ -291,7 +303,7 @@ def _beat(self: ProgressFile):
         except Exception as e:  # a heartbeat must never kill the job it reports on
             print(f'[heartbeat] could not write progress: {e}', file=sys.stderr, flush=True)
 
-# %% ../nbs/03_progress.ipynb #c041
+# %% ../nbs/03_progress.ipynb #c044
 @patch
 def start(self: ProgressFile) -> ProgressFile:
     "Mark RUNNING, write the files and start the heartbeat thread."
@@ -333,7 +345,7 @@ def __exit__(self: ProgressFile, typ, exc, tb):
     else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
     return False
 
-# %% ../nbs/03_progress.ipynb #c049
+# %% ../nbs/03_progress.ipynb #c052
 def staleness(s: dict, now: float | None = None, mtime: float | None = None) -> tuple[float, str]:
     "`(seconds since the job last wrote its progress, the clock that says so)`."
     now = time.time() if now is None else now
@@ -347,7 +359,7 @@ def effective_status(s: dict, now: float | None = None, mtime: float | None = No
         if age > 3 * float(s.get('heartbeat_every') or 30): return STALLED
     return s.get('status', 'UNKNOWN')
 
-# %% ../nbs/03_progress.ipynb #c051
+# %% ../nbs/03_progress.ipynb #c054
 def progress_summary(s: dict, now: float | None = None, mtime: float | None = None, seen: tuple | None = None) -> str:
     """A compact, human summary of a `progress.json` state; every value from the file is shown `printable`.
     `seen` is `(seconds the reader saw the file unchanged, how it knows)` when watching."""

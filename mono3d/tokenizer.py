@@ -12,7 +12,6 @@ from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from safetensors.torch import save as safetensors_save, load as safetensors_load
-from vector_quantize_pytorch import FSQ, LFQ
 from .config import Config, ConfigError, param
 from .store import atomic_write
 from fastcore.basics import patch
@@ -194,6 +193,7 @@ class VideoTokenizer(nn.Module):
         super().__init__()
         self.config = c = config or TokenizerConfig()
         self.encoder, self.decoder = Encoder3d(c), Decoder3d(c)
+        from vector_quantize_pytorch import FSQ, LFQ        # here, not at the top: it imports torch._dynamo (1 s), which `-h` need not wait for
         if c.quantizer == 'fsq': self.quantizer = FSQ(levels=list(c.levels), dim=c.latent_dim)
         else: self.quantizer = LFQ(dim=c.latent_dim, codebook_size=c.codebook_size, entropy_loss_weight=0.1, diversity_gamma=1.0)
     # --- facts about the token grid -------------------------------------------------------------------------

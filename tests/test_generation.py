@@ -167,7 +167,7 @@ def _snapshot(d):
     (['--num-samples', '100', '--workers', '0'], 'workers must be an integer in [1, 256], got 0'),
     (['--num-samples', '100', '--heartbeat-every', 'inf'], 'heartbeat_every must be a finite number > 0, got inf'),
     (['--num-samples', '100', '--frames', '8'], 'frames: 16 in the directory, 8 requested'),
-    (['--num-samples', '100', '--seed', '7'], 'seed: 0 in the directory, 7 requested'),
+    (['--num-samples', '100', '--data-seed', '7'], 'seed: 0 in the directory, 7 requested'),
 ])
 def test_bad_arguments_give_clear_errors_and_touch_nothing(tmp_path, flags, message):
     out = tmp_path / 'ds'

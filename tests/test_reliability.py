@@ -39,11 +39,11 @@ def _running(proc, d, job):
 
 def test_a_second_generate_on_the_same_directory_is_refused_naming_the_holder(tmp_path):
     out = tmp_path / 'ds'
-    first = start_cli('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', '--seed', '1', *GEN,
+    first = start_cli('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', '--data-seed', '1', *GEN,
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: _running(first, out, 'generate'), timeout=60)
-        r = run_cli('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', '--seed', '2', *GEN)
+        r = run_cli('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', '--data-seed', '2', *GEN)
         assert r.returncode == 2, r.stderr
         assert f'is in use by mono3d generate (pid {first.pid} on host {socket.gethostname()}' in r.stderr
         assert 'Traceback' not in r.stderr
@@ -56,7 +56,7 @@ def test_simultaneous_generates_with_different_seeds_never_mix(tmp_path):
     "Two generators started at the same instant on one fresh directory: one wins, the other exits 2; one seed on disk."
     for k in range(3):
         out = tmp_path / f'ds{k}'
-        procs = [subprocess.Popen(cli_cmd('generate', out, '--num-samples', '2000', '--checkpoint-interval', '250', '--seed', str(s), *GEN),
+        procs = [subprocess.Popen(cli_cmd('generate', out, '--num-samples', '2000', '--checkpoint-interval', '250', '--data-seed', str(s), *GEN),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for s in (1, 2)]
         codes = sorted(p.wait(120) for p in procs)
         assert codes == [0, 2], codes
@@ -64,7 +64,7 @@ def test_simultaneous_generates_with_different_seeds_never_mix(tmp_path):
         ds = load_dataset(out)
         assert len(ds) == 2000
         fresh = tmp_path / f'fresh{k}'
-        generate_dataset(fresh, 2000, checkpoint_interval=250, frames=8, image_size=32, seed=seed, bar=False)
+        generate_dataset(fresh, 2000, checkpoint_interval=250, frames=8, image_size=32, data_seed=seed, bar=False)
         assert shard_hashes(out) == shard_hashes(fresh)             # every shard is the winner's
 
 

@@ -84,7 +84,7 @@ def test_notebooks_teach_one_idea_per_cell():
 
 
 FLAGS = {
-    'GenerateConfig': ['out_dir', 'num_samples', 'checkpoint_interval', 'workers', 'frames', 'image_size', 'cameras', 'seed', 'noise', 'rotate',
+    'GenerateConfig': ['out_dir', 'num_samples', 'checkpoint_interval', 'workers', 'frames', 'image_size', 'cameras', 'data_seed', 'noise', 'rotate',
                        'background', 'progress_every', 'heartbeat_every', 'hung_after', 'publish_to', 'bar', 'quiet'],
     'TrainConfig': ['run_dir', 'seed', 'frames', 'image_size', 'cameras', 'data_seed', 'noise', 'rotate', 'background', 'data_dir',
                     'num_samples', 'val_samples', 'channels', 'channel_mults', 'res_blocks', 'stem_patch', 'spatial_downsample',

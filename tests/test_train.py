@@ -309,6 +309,9 @@ def test_papermill_runner_trains_resumes_and_rejects_bad_parameters(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (run / 'tokenizer.safetensors').is_file() and 'COMPLETE' in (run / 'PROGRESS.txt').read_text()
     assert (tmp_path / 'out.ipynb').stat().st_size < 400_000
+    outs = [o for c in json.loads((tmp_path / 'out.ipynb').read_text())['cells'] for o in c.get('outputs', [])]
+    # no bar redrawn as stderr chunks between the lines (a widget bar where ipywidgets is installed, else none)
+    assert [o for o in outs if o.get('name') == 'stderr'] == [], [''.join(o['text'])[:80] for o in outs if o.get('name') == 'stderr']
     first = sha(run / 'tokenizer.safetensors')
     r = _papermill(tmp_path / 'out2.ipynb', *p)                             # the same command again: nothing to do
     assert r.returncode == 0 and sha(run / 'tokenizer.safetensors') == first
