@@ -15,8 +15,9 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'STALLED', 'HUNG', 'PROGRESS_TXT', 'PROGRESS_JSON',
-           'format_duration', 'printable', 'say', 'check_progress', 'observe', 'read_progress', 'StopRequested',
-           'ProgressFile', 'bar_kind', 'render_text', 'staleness', 'effective_status', 'progress_summary']
+           'format_duration', 'format_rate', 'printable', 'say', 'check_progress', 'observe', 'read_progress',
+           'StopRequested', 'ProgressFile', 'bar_kind', 'render_text', 'staleness', 'effective_status',
+           'progress_summary']
 
 # %% ../nbs/03_progress.ipynb #c006
 RUNNING, COMPLETE, FAILED, PREEMPTED = 'RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED'
@@ -30,6 +31,11 @@ def format_duration(seconds: float | None) -> str:
     s = int(round(min(max(seconds, 0), 1e12)))
     d, s = divmod(s, 86400); h, s = divmod(s, 3600); m, s = divmod(s, 60)
     return (f'{d}d ' if d else '') + f'{h}:{m:02d}:{s:02d}'
+
+def format_rate(rate: float) -> str:
+    "A rate with sensible digits: `1771.4` → `'1,771'`, `7.013` → `'7.01'`, `0.01234` → `'0.0123'` (never e-notation)."
+    if rate >= 100: return f'{rate:,.0f}'
+    return f'{rate:.3g}' if rate >= 1e-3 else f'{rate:.6f}'.rstrip('0').rstrip('.')
 
 # %% ../nbs/03_progress.ipynb #c009
 def printable(text) -> str:
@@ -222,7 +228,7 @@ def _status_line(s: dict) -> str:
 
 def render_text(s: dict) -> str:
     "The `PROGRESS.txt` text for a `progress.json` state."
-    rate = f"{s['rate']:.2f} {s['unit']}/s (this process)" if s.get('rate') else 'not measured yet'
+    rate = f"{format_rate(s['rate'])} {s['unit']}/s (this process)" if s.get('rate') else 'not measured yet'
     eta = 'done' if s['status'] == COMPLETE else format_duration(s['eta_seconds']) if s['status'] == RUNNING else f"none ({s['status']})"
     if s.get('eta_at') and s['status'] == RUNNING: eta += f" (at {s['eta_at']})"
     total = s['total'] if s['total'] or s['status'] == COMPLETE else '?'
@@ -366,7 +372,7 @@ def progress_summary(s: dict, now: float | None = None, mtime: float | None = No
     age, clock = staleness(s, now, mtime) if seen is None else seen
     st = effective_status(s, age=age)
     P = lambda v: printable(v)
-    rate = f"{s['rate']:.3g} {P(s['unit'])}/s" if s.get('rate') else 'n/a'
+    rate = f"{format_rate(s['rate'])} {P(s['unit'])}/s" if s.get('rate') else 'n/a'
     why = (f" (recorded {P(s['status'])}; nothing written for {format_duration(age)} by {clock})" if st == STALLED else
            f" (alive, but no work for {format_duration(s.get('idle_seconds'))})" if st == HUNG else '')
     lines = [f"{P(s['job'])} {P(s.get('directory', ''))}",

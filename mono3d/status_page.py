@@ -6,7 +6,7 @@
 from __future__ import annotations
 import base64, html
 from pathlib import Path
-from .progress import format_duration
+from .progress import format_duration, format_rate
 
 # %% auto #0
 __all__ = ['STATUS_HTML', 'PAGE_IMAGES_MAX_BYTES', 'metric_text', 'render_status_html']
@@ -68,7 +68,7 @@ def _rows(s: dict) -> list[tuple[str, str]]:
     status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
     eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds')) if status == 'RUNNING' else f'none ({status})'
     total = s['total'] if s['total'] or status == 'COMPLETE' else '?'
-    rate = f"{s['rate']:.3g} {s['unit']}/s" if s.get('rate') else 'not measured yet'
+    rate = f"{format_rate(s['rate'])} {s['unit']}/s" if s.get('rate') else 'not measured yet'
     return [('Progress', f"Completed: {_e(s['done'])}/{_e(total)} ({pct:.1f}%) {_e(s['unit'])}"),
             ('ETA', f'<span id="eta">{_e(eta)}</span>' + (f" (at {_e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),
             ('Rate', _e(rate)), ('Last update', f"{_e(s['updated_at'])} (<span id=\"ago\"></span>)"),
