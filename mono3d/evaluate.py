@@ -56,7 +56,7 @@ class EvalConfig(Config):
     head_width: int = param(32, 'width of the heads (a multiple of 8)', lo=8, limit=1024)
     seed: int = param(0, 'seed of the splits, the heads and the controls', lo=0, limit=SEED_MAX)
     threads: int = param(0, 'torch threads (0: all cores)', lo=0, limit=1024, identity=False)
-    job: JobConfig = param(JobConfig(bar=False), 'how the job reports', identity=False)
+    job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
 
     def check(self):
         if self.head_width % 8: raise ConfigError(f'head_width must be a multiple of 8 (GroupNorm groups), got {self.head_width}', 'head_width')
@@ -733,7 +733,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
         job.open(identity); job.begin(config=cfg.to_dict())
         ev = Evaluation(cfg, job, prep, out)
         ev.open_data()
-        job.start_progress(len(ev.stages), 'stages', done=sum((out / 'stages' / f'{s}.json').is_file() for s in ev.stages), bar=False)
+        job.start_progress(len(ev.stages), 'stages', done=sum((out / 'stages' / f'{s}.json').is_file() for s in ev.stages))
         rep = ev.run()
         job.progress.message = 'report written'
     t, f = rep['classification']['tokens'], rep['forecasting']
@@ -743,12 +743,12 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
                                                                             if rep['equations'] else ''))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c097
+# %% ../nbs/14_evaluate.ipynb #c099
 build_eval_parser, main = job_main(
     'evaluate', EvalConfig, 'Evaluate a trained tokenizer: reconstruction, classification, forecasting, equations and one camera '
     'against two, from its codes, beside controls and baselines. Running it again resumes.', evaluate_run,
     directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval', positional=('run_dir',))
 
-# %% ../nbs/14_evaluate.ipynb #c099
+# %% ../nbs/14_evaluate.ipynb #c101
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

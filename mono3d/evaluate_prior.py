@@ -104,7 +104,7 @@ class EvalPriorConfig(Config):
     classifier_epochs: int = param(30, 'epochs of the classifier', lo=1, limit=100_000)
     seed: int = param(0, 'seed of the sampling, the controls and the classifier', lo=0, limit=SEED_MAX)
     threads: int = param(0, 'torch threads (0: all cores)', lo=0, limit=1024, identity=False)
-    job: JobConfig = param(JobConfig(bar=False), 'how the job reports', identity=False)
+    job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
 
 # %% ../nbs/18_evaluate_prior.ipynb #c024
 def _open_prior(cfg: EvalPriorConfig) -> dict:
@@ -267,7 +267,7 @@ def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) ->
     with Job(EVALUATE_PRIOR, out, cfg.job) as job:
         job.open(identity); job.begin(config=cfg.to_dict())
         stages = ('reference', *[f'samples_{s}' for s in SETS], *[f'measure_{s}' for s in SETS], 'prediction')
-        job.start_progress(len(stages), 'stages', done=sum((out / 'stages' / f'{s}.json').is_file() for s in stages), bar=False)
+        job.start_progress(len(stages), 'stages', done=sum((out / 'stages' / f'{s}.json').is_file() for s in stages))
         ref_box = {}
         def ref():
             r, info = reference(ctx, cfg, out, job.tick); ref_box['ref'] = r; return info

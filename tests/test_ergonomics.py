@@ -243,3 +243,15 @@ def test_print_config_is_a_complete_yaml_that_config_reads_back_and_a_typo_gets_
     assert again.returncode == 0 and again.stdout == r.stdout                  # read back, the same configuration
     typo = run_cli('train', tmp_path / 'b', '--lrr', '3')
     assert typo.returncode == 2 and 'did you mean --lr?' in typo.stderr and not (tmp_path / 'b').exists()
+
+
+def test_every_job_draws_its_bar_by_default_and_says_so_the_same_way():
+    "`--bar` means the same in every command: on by default (drawn on a terminal or as a notebook widget)."
+    from mono3d.data import GenerateConfig
+    from mono3d.train import TrainConfig
+    from mono3d.evaluate import EvalConfig
+    from mono3d.tokens import TokenCacheConfig
+    from mono3d.prior import PriorConfig
+    from mono3d.evaluate_prior import EvalPriorConfig
+    classes = (GenerateConfig, TrainConfig, EvalConfig, TokenCacheConfig, PriorConfig, EvalPriorConfig)
+    assert {c.__name__: c().job.bar for c in classes} == {c.__name__: True for c in classes}
