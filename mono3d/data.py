@@ -319,7 +319,7 @@ def write_shard(f, config: DatasetConfig, ids, stop: GracefulStop | None = None)
             np.lib.format.write_array_header_1_0(e, {'descr': '|u1', 'fortran_order': False, 'shape': (n, V, T, S, S, 3)})
             for lo in range(0, n, RENDER_CHUNK):
                 if stop is not None: stop.check()      # a stop abandons the shard: its temporary file is removed
-                e.write(render_videos(config, meta, lo, min(n, lo + RENDER_CHUNK)).tobytes())
+                e.write(memoryview(render_videos(config, meta, lo, min(n, lo + RENDER_CHUNK))).cast('B'))   # no copy: the array's own bytes
         for k, v in meta.items():
             with _zip_entry(zf, k) as e: np.lib.format.write_array(e, v, allow_pickle=False)
 
