@@ -9,7 +9,8 @@
 several widths, depths and token groups, on random codes of the default tokenizer's grid (8x16x16 tokens, FSQ
 5,5,5,5,5), batch 32, and prints steps/s and training videos/s. `sampling` loads a trained prior and prints
 videos/s of `Prior.sample` against decode steps, and class fidelity and one-object share of 64 videos per class
-against decode steps, guidance and temperature (the evaluation's own measures, classifier trained on real videos).
+against decode steps, guidance, temperature, choice noise and the decoding order (the evaluation's own measures, classifier
+trained on real videos).
 """
 import argparse, json, os, platform, time
 from pathlib import Path
@@ -47,8 +48,10 @@ def steps(a):
 
 
 SWEEP = [dict(steps=k) for k in (4, 8, 12, 24)] + [dict(temperature=t) for t in (0.0, 0.5, 0.8)] + \
-        [dict(guidance=g) for g in (0.0, 1.0, 4.0)] + [dict(choice_noise=c) for c in (0.0, 4.5)]
-BASE = dict(steps=12, temperature=1.0, guidance=2.0, choice_noise=1.0)
+        [dict(guidance=g) for g in (0.0, 1.0, 4.0)] + [dict(choice_noise=c) for c in (0.0, 4.5)] + \
+        [dict(order='object-first', steps=k) for k in (12, 24, 48)] + [dict(order='object-first', steps=24, temperature=0.8),
+                                                                       dict(order='object-first', steps=24, guidance=4.0)]
+BASE = dict(steps=12, temperature=1.0, guidance=2.0, choice_noise=1.0, order='confidence')
 
 
 def sampling(a):
@@ -78,8 +81,9 @@ def sampling(a):
     for change in [{}] + SWEEP:
         kw = {**BASE, **change}
         g = torch.Generator().manual_seed(0)
-        codes = torch.cat([decode(prior.model, labels[i:i + 64], kw['steps'], kw['temperature'], kw['guidance'], g, choice_noise=kw['choice_noise'])
-                           for i in range(0, len(labels), 64)])
+        first = prior.first(kw['order'])
+        codes = torch.cat([decode(prior.model, labels[i:i + 64], kw['steps'], kw['temperature'], kw['guidance'], g, choice_noise=kw['choice_noise'],
+                                  first=first) for i in range(0, len(labels), 64)])
         with torch.no_grad(): v = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
         m = measures((v * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels.numpy(), ref)
         name = ', '.join(f'{k} {v}' for k, v in change.items()) or 'BASE'

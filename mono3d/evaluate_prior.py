@@ -17,7 +17,7 @@ from .data import CLASSES, ShardIndex, read_dataset_config, videos_by_shard, vid
 from .loss import psnr
 from .evaluate import FeatureHead, balanced_accuracy, confusion_matrix, kinematic_features, object_track, predict, train_head
 from .maskgit import MaskedTokenTransformer, decode, unigram_sample
-from .prior import Prior
+from .prior import ORDERS, Prior
 from .tokens import TokenCache
 from .train import split_ids
 from .plots import plot_confusions, save_video_grid_gif
@@ -98,6 +98,8 @@ class EvalPriorConfig(Config):
     decode_steps: int = param(12, 'decoding steps', lo=1, limit=1024)
     temperature: float = param(1.0, 'sampling temperature', lo=0, limit=100)
     guidance: float = param(2.0, 'classifier-free guidance of the class-conditional samples', lo=0, limit=100)
+    order: str = param('confidence', "which tokens each decoding step fixes: the most confident (MaskGIT's) or the object's first; "
+                       'the untrained control decodes the same way', choices=ORDERS)
     predict_videos: int = param(128, 'held-out real videos continued after their first context_frames', lo=4, limit=100_000)
     context_frames: int = param(8, 'frames of each real video the prediction sees', lo=1, limit=1024)
     classifier_videos: int = param(2000, 'real training videos the classifier learns from', lo=40, limit=10 ** 7)
@@ -164,14 +166,16 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig) -> dict:
         freq = torch.bincount(torch.as_tensor(ctx['cache'].codes.astype(np.int64)).flatten(), minlength=prior.tokenizer.codebook_size)
         codes = unigram_sample(freq, len(labels), model.grid, g)
     else:
-        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g) for i in range(0, len(labels), 64)])
+        first = prior.first(cfg.order)
+        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first)
+                           for i in range(0, len(labels), 64)])
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
 
 # %% ../nbs/18_evaluate_prior.ipynb #c033
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
-    if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0)['videos']
+    if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order)['videos']
     codes = prior.encode(real)
     known = cfg.context_frames // prior.tokenizer.factors[0]
     if which == 'unigram':
@@ -183,7 +187,8 @@ def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig) -> np.ndarray:
         untrained = MaskedTokenTransformer(m.grid, m.levels, m.num_classes, m.cfg).eval()
         per = m.positions // m.grid[0]
         codes = decode(untrained, torch.full((len(codes),), m.num_classes), cfg.decode_steps, cfg.temperature, 0.0,
-                       torch.Generator().manual_seed(g), codes=codes, known=(torch.arange(m.positions) < known * per).expand(len(codes), -1))
+                       torch.Generator().manual_seed(g), codes=codes, known=(torch.arange(m.positions) < known * per).expand(len(codes), -1),
+                       first=prior.first(cfg.order))
     return (prior.tokenizer.detokenize(codes).clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
 def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
@@ -256,6 +261,16 @@ def render_prior_report(rep: dict) -> str:
     return '\n'.join(L) + '\n'
 
 # %% ../nbs/18_evaluate_prior.ipynb #c044
+def _save_set(out: Path, which: str, s: dict) -> dict:
+    with atomic_writer(out / f'samples_{which}.npz') as f: np.savez(f, **s)
+    save_video_grid_gif(videos_to_float(s['videos'][::max(1, len(s['videos']) // 16)][:16]), out / f'samples_{which}.gif',
+                        titles=[CLASSES[int(i)] for i in s['labels'][::max(1, len(s['videos']) // 16)][:16]])
+    return {'videos': len(s['videos'])}
+
+def _measure_saved(out: Path, which: str, ref: dict) -> dict:
+    with np.load(out / f'samples_{which}.npz') as z: return measures(z['videos'], z['codes'], z['labels'], ref)
+
+# %% ../nbs/18_evaluate_prior.ipynb #c047
 def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained prior (resumable); returns the report (also `out_dir/report.json` and `report.md`)."
     cfg = EvalPriorConfig.coerce(config, **overrides)
@@ -281,15 +296,6 @@ def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) ->
         rep = _finish_report(rep, cfg, ctx, out, job)
     return rep
 
-def _save_set(out: Path, which: str, s: dict) -> dict:
-    with atomic_writer(out / f'samples_{which}.npz') as f: np.savez(f, **s)
-    save_video_grid_gif(videos_to_float(s['videos'][::max(1, len(s['videos']) // 16)][:16]), out / f'samples_{which}.gif',
-                        titles=[CLASSES[int(i)] for i in s['labels'][::max(1, len(s['videos']) // 16)][:16]])
-    return {'videos': len(s['videos'])}
-
-def _measure_saved(out: Path, which: str, ref: dict) -> dict:
-    with np.load(out / f'samples_{which}.npz') as z: return measures(z['videos'], z['codes'], z['labels'], ref)
-
 def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -> dict:
     rep.update(config=cfg.to_dict(), prior_run=str(cfg.prior_run), reproducibility=job.record['runs'][-1], targets=targets(rep),
                not_informative={f'{k} ({c} control)': not informative(rep['sets']['trained'][k], rep['sets'][c][k], b)
@@ -303,12 +309,12 @@ def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -
             f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
     return rep
 
-# %% ../nbs/18_evaluate_prior.ipynb #c047
+# %% ../nbs/18_evaluate_prior.ipynb #c050
 build_evaluate_prior_parser, main = job_main(
     'evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and prediction, beside an untrained '
     'and a unigram prior. Running it again resumes.', evaluate_prior, directory=lambda a: a.get('out_dir') or Path(a['prior_run']) / 'eval',
     positional=('prior_run',))
 
-# %% ../nbs/18_evaluate_prior.ipynb #c049
+# %% ../nbs/18_evaluate_prior.ipynb #c052
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

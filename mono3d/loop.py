@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_loop.ipynb #c003
 from __future__ import annotations
-import copy, gc, hashlib, importlib.util, io, json, netrc, os, random, resource, shlex, subprocess, sys, time
+import copy, gc, hashlib, importlib.util, io, json, math, netrc, os, random, resource, shlex, statistics, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -21,12 +21,13 @@ from .stream import StepLoader
 from .plots import plot_loss_curve, plot_validation_curves
 
 # %% auto #0
-__all__ = ['DEVICES', 'PRECISIONS', 'TRACKERS', 'CKPT_PREFIX', 'BATCH_TIMEOUT', 'TrainJobConfig', 'pick_device', 'peak_memory_mb',
-           'rng_state', 'set_rng_state', 'TrainState', 'Checkpoints', 'StepInterrupted', 'StopHooks', 'Task',
-           'check_tracker', 'Reporter', 'check_prelaunch_tests', 'run_prelaunch_checklist', 'Trainer', 'train']
+__all__ = ['DEVICES', 'PRECISIONS', 'TRACKERS', 'CKPT_PREFIX', 'BATCH_TIMEOUT', 'PROBE_STEPS', 'PRECISION_GAIN',
+           'PRECISION_TOLERANCE', 'TrainJobConfig', 'pick_device', 'peak_memory_mb', 'rng_state', 'set_rng_state',
+           'TrainState', 'Checkpoints', 'StepInterrupted', 'StopHooks', 'Task', 'check_tracker', 'Reporter',
+           'check_prelaunch_tests', 'run_prelaunch_checklist', 'Trainer', 'train']
 
 # %% ../nbs/12_loop.ipynb #c006
-DEVICES, PRECISIONS, TRACKERS = ('auto', 'cpu', 'cuda'), ('auto', 'fp32', 'bf16'), ('none', 'tensorboard', 'wandb')
+DEVICES, PRECISIONS, TRACKERS = ('auto', 'cpu', 'cuda'), ('auto', 'fp32', 'bf16', 'measure'), ('none', 'tensorboard', 'wandb')
 CKPT_PREFIX = 'step_'
 BATCH_TIMEOUT = 600.0      # seconds a batch worker may send nothing before the job stops with an error (it is stuck)
 
@@ -41,7 +42,8 @@ class TrainJobConfig(JobConfig):
     threads: int = param(0, 'torch threads per process (0: the cores shared among the processes of this machine)', lo=0, limit=1024)
     workers: int = param(1, 'processes that read and prepare the batches ahead of the training (0: none)', lo=0, hi=32)
     device: str = param('auto', 'where to train: auto uses a GPU when there is one', choices=DEVICES)
-    precision: str = param('auto', 'auto: bf16 autocast on a GPU, fp32 on a CPU', choices=PRECISIONS)
+    precision: str = param('auto', 'auto: bf16 autocast on a GPU, fp32 on a CPU; measure: time both at the start and take bf16 '
+                           'where it is at least 1.15x faster and its probe loss matches (recorded in run.json)', choices=PRECISIONS)
     channels_last: bool = param(True, 'channels_last_3d memory format (measured faster on this CPU and on GPUs)')
     compile: bool = param(False, 'torch.compile the training step (slower on the 2-core CPU: see the benchmarks)')
     production: bool = param(False, 'run the pre-launch checklist (the test suite) first, and refuse to start unless it passes')
@@ -343,7 +345,7 @@ class Trainer:
         self.cfg, self.main, self.run = task.cfg, proc.main, Path(task.cfg.run_dir)
         self.cuda = self.device.type == 'cuda'
         p = self.cfg.job.precision
-        self.precision = p if p != 'auto' else ('bf16' if self.cuda else 'fp32')
+        self.precision = {'auto': 'bf16' if self.cuda else 'fp32', 'measure': 'fp32'}.get(p, p)     # measure: decided in open()
         self.amp = torch.bfloat16 if self.precision == 'bf16' else None
         self.timing = {'data_wait_s': 0.0, 'step_s': 0.0, 'checkpoint_s': 0.0, 'validation_s': 0.0, 'phases': {}}
         self.record, self.stopping, self.provisional, self.state, self.hooks = {}, False, False, None, None
@@ -395,7 +397,57 @@ def check_before_writing(self: Trainer) -> dict | None:
     self.record = {'wandb_id': hashlib.sha1(f'{self.run.resolve()}{time.time()}'.encode()).hexdigest()[:12], **kept}
     return ck
 
-# %% ../nbs/12_loop.ipynb #c057
+# %% ../nbs/12_loop.ipynb #c058
+PROBE_STEPS, PRECISION_GAIN, PRECISION_TOLERANCE = 6, 1.15, 0.05
+
+@patch
+def measure_precision(self: Trainer) -> dict:
+    "Step seconds and probe loss of fp32 and of bf16 autocast, on copies of the model; the verdict (see above)."
+    saved, plan, rank, o = rng_state(), self.plan, self.proc.rank, self.cfg.optim
+    f = self.task.plan_shape().last_fraction if plan.clip_steps else 1.0
+    batches = [self.task.batch_at(s, rank, plan).to(self.device) for s in range(PROBE_STEPS + 1)]
+    full = self.task.batch_at(plan.clip_steps, rank, plan).to(self.device) if plan.clip_steps and f > 0 else None
+    out = {}
+    for name, amp in (('fp32', None), ('bf16', torch.bfloat16)):
+        m = copy.deepcopy(self.state.model).train()
+        opt = torch.optim.AdamW(m.parameters(), lr=o.lr, betas=(0.9, 0.99), weight_decay=o.weight_decay)
+        step = lambda b: optimisation_step(lambda: self.task.loss(m, b, amp), m.parameters(), opt, clip_grad=o.grad_clip)
+        times, loss = [], float('nan')
+        try:
+            for s, b in enumerate(batches[:-1]):
+                self.job.stop.check(); self.job.tick()
+                for g in opt.param_groups: g['lr'] = self.state.lr(s)
+                t = time.perf_counter(); step(b)
+                if s: times.append(time.perf_counter() - t)
+            step_s = statistics.median(times)
+            if full is not None:
+                step(full); t = time.perf_counter(); step(full)
+                step_s = step_s * (1 - f) + (time.perf_counter() - t) * f
+            with torch.no_grad(): loss = float(self.task.loss(m.eval(), batches[-1], None)[0])
+        except FloatingPointError: step_s = float('inf')            # bf16 that diverges is never chosen
+        out[name] = {'step_s': round(step_s, 5), 'probe_loss': loss}
+    set_rng_state(saved)
+    gain = out['fp32']['step_s'] / out['bf16']['step_s']
+    a, b = out['fp32']['probe_loss'], out['bf16']['probe_loss']
+    close = math.isfinite(b) and b <= a + PRECISION_TOLERANCE * abs(a) + 1e-6
+    return {'chosen': 'bf16' if gain >= PRECISION_GAIN and close else 'fp32', 'speedup_bf16': round(gain, 3),
+            'fp32_step_s': out['fp32']['step_s'], 'bf16_step_s': out['bf16']['step_s'], 'fp32_probe_loss': a, 'bf16_probe_loss': b,
+            'rule': f'bf16 when >= {PRECISION_GAIN}x faster and its probe loss within {PRECISION_TOLERANCE:.0%} of fp32 after {PROBE_STEPS} steps'}
+
+# %% ../nbs/12_loop.ipynb #c061
+@patch
+def choose_precision(self: Trainer) -> None:
+    "`--precision measure`: the recorded verdict, or rank 0 measures it now (`measure_precision`); every rank takes it."
+    if self.cfg.job.precision != 'measure': return
+    rec = self.record.get('precision_auto') if self.main else None
+    if self.main and rec is None:
+        rec = self.measure_precision(); self.record['precision_auto'] = rec; self.write_record()
+    rec = self.proc.broadcast(rec)
+    self.precision, self.amp = rec['chosen'], (torch.bfloat16 if rec['chosen'] == 'bf16' else None)
+    self.job.say(f"[{self.job.kind}] precision measured: {rec['chosen']} (bf16 autocast {rec['speedup_bf16']:.2f}x the speed of fp32 here, "
+                 f"probe loss {rec['bf16_probe_loss']:.4g} against {rec['fp32_probe_loss']:.4g}; recorded in run.json)")
+
+# %% ../nbs/12_loop.ipynb #c063
 @patch
 def open(self: Trainer) -> None:
     "Build, check, write the record, prepare the data, resume: see above."
@@ -412,6 +464,7 @@ def open(self: Trainer) -> None:
     plan, ck = self.proc.broadcast((self.state.plan.to_dict(), ck) if self.main else None)
     self.provisional = self.proc.broadcast(self.provisional)
     self.state.plan = TrainingPlan(**plan)
+    self.choose_precision()
     if ck is not None:
         self.state.load_state_dict(ck)
         self.job.say(f'[{self.job.kind}] resuming {self.run} from step {self.step}')
@@ -436,7 +489,7 @@ def close(self: Trainer) -> None:
     if self.hooks is not None: self.hooks.remove(); self.hooks = None
     if getattr(self, 'report', None) is not None: self.report.close(); self.report = None
 
-# %% ../nbs/12_loop.ipynb #c060
+# %% ../nbs/12_loop.ipynb #c066
 @patch
 def segment_end(self: Trainer) -> int:
     "Where the current run of batches ends: the plan's end, or where a provisional plan is measured."
@@ -458,7 +511,7 @@ def batches(self: Trainer):
             yield step, batch
     finally: loader.close()
 
-# %% ../nbs/12_loop.ipynb #c063
+# %% ../nbs/12_loop.ipynb #c069
 @patch
 def train_step(self: Trainer, batch) -> dict:
     "One optimisation step; every rank then votes on stopping, so all stop after the same step."
@@ -497,7 +550,7 @@ def count_time(self: Trainer, seconds: float, clip: bool, batch) -> None:
     ph = self.timing['phases'].setdefault('clip' if clip else 'full', {'steps': 0, 'videos': 0, 'seconds': 0.0, 'shape': list(batch.shape[2:])})
     ph['steps'] += 1; ph['videos'] += len(batch) * self.proc.world; ph['seconds'] += seconds
 
-# %% ../nbs/12_loop.ipynb #c066
+# %% ../nbs/12_loop.ipynb #c072
 @patch
 def due(self: Trainer) -> list[str]:
     "What is due after the step just taken: `'validate'` and/or `'checkpoint'`."
@@ -524,7 +577,7 @@ def after_step(self: Trainer) -> None:
         if not stop.requested: stop.request()
         raise StopRequested(stop.signum)
 
-# %% ../nbs/12_loop.ipynb #c069
+# %% ../nbs/12_loop.ipynb #c075
 @patch
 def validate(self: Trainer) -> dict | None:
     "The task's held-out measures of this step (history, best, loss curve); None when a stop interrupted them."
@@ -555,7 +608,7 @@ def checkpoint(self: Trainer, rng: dict | None = None) -> str:
     self.job.progress.update(last_checkpoint=name)
     return name
 
-# %% ../nbs/12_loop.ipynb #c072
+# %% ../nbs/12_loop.ipynb #c078
 @patch
 def fix_plan(self: Trainer) -> None:
     "With `minutes`: size the plan from the steps measured so far and a timed full-size step, and record it."
@@ -584,7 +637,7 @@ def time_full_step(self: Trainer) -> float:
     t = time.perf_counter(); optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
     return time.perf_counter() - t
 
-# %% ../nbs/12_loop.ipynb #c075
+# %% ../nbs/12_loop.ipynb #c082
 @patch
 def finish(self: Trainer) -> dict:
     "The final validation, the weights, `metrics.json`; rank 0's final metrics on every rank."
@@ -619,7 +672,7 @@ def finished(self: Trainer) -> dict | None:
     m = json.loads(m.read_text())
     return m['final'] if m.get('steps') == self.step and self.task.saved() else None
 
-# %% ../nbs/12_loop.ipynb #c078
+# %% ../nbs/12_loop.ipynb #c085
 @patch
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."
@@ -652,7 +705,7 @@ def where(self: Trainer) -> str:
     return ('; ' + (f'{p.world} processes ({p.backend}), ' if p.distributed else '') + f'device {self.device}, {self.precision}'
             + (', channels_last_3d' if self.cfg.job.channels_last else '') + (', compiled' if self.cfg.job.compile else ''))
 
-# %% ../nbs/12_loop.ipynb #c081
+# %% ../nbs/12_loop.ipynb #c088
 def train(task: Task, restart: bool = False) -> dict:
     "Train (or resume, or extend) `task`'s run; returns the final held-out metrics."
     cfg, proc = task.cfg, task.proc

@@ -14,9 +14,9 @@ from fastcore.basics import patch
 from .config import Config, ConfigError, param
 
 # %% auto #0
-__all__ = ['code_digits', 'digits_code', 'mask_share', 'random_mask', 'PriorModelConfig', 'MaskedTokenTransformer',
-           'group_tokens', 'digit_mask', 'split_digits', 'masked_token_loss', 'guided_logits', 'sample_tokens',
-           'decode', 'unigram_sample']
+__all__ = ['OBJECT_FIRST', 'code_digits', 'digits_code', 'mask_share', 'random_mask', 'PriorModelConfig',
+           'MaskedTokenTransformer', 'group_tokens', 'digit_mask', 'split_digits', 'masked_token_loss', 'guided_logits',
+           'sample_tokens', 'decode', 'unigram_sample']
 
 # %% ../nbs/16_maskgit.ipynb #c006
 def code_digits(codes: torch.Tensor, levels) -> torch.Tensor:
@@ -151,6 +151,8 @@ def sample_tokens(logits: torch.Tensor, levels, temperature: float, generator) -
     return digits_code(torch.stack(digits, -1), levels), score
 
 # %% ../nbs/16_maskgit.ipynb #c035
+OBJECT_FIRST = 1e4          # added to the confidence of a token drawn unlike the empty video's: above any log probability
+
 def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temperature: float, generator) -> torch.Tensor:
     "`tokens (B, P, G)` with the digits of the `fix` tokens drawn again in channel order, each given those before it."
     B, P, G = tokens.shape
@@ -162,12 +164,15 @@ def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temper
         d[..., c] = torch.where(f, _draw(split_digits(logits.float(), model.levels)[c].log_softmax(-1), temperature, generator), d[..., c])
     return digits_code(d, model.levels)
 
+# %% ../nbs/16_maskgit.ipynb #c038
 @torch.no_grad()
 def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12, temperature: float = 1.0, guidance: float = 1.0,
            generator: torch.Generator | None = None, codes: torch.Tensor | None = None, known: torch.Tensor | None = None,
-           choice_noise: float = 1.0) -> torch.Tensor:
-    "Codes `(B, t, h, w)` for `labels`, filled in `steps` steps; `codes` and `known` (per token or position) give fixed tokens."
+           choice_noise: float = 1.0, first: torch.Tensor | None = None) -> torch.Tensor:
+    """Codes `(B, t, h, w)` for `labels`, filled in `steps` steps; `codes` and `known` (per token or position) give fixed tokens.
+    With `first` (the codes `(t, h, w)` of an empty video), tokens drawn unlike it (the object's) are fixed before the others."""
     B, P, G, dev = len(labels), model.positions, model.group, labels.device
+    empty = model.to_positions(first.to(dev).expand(B, *first.shape)).flatten(1) if first is not None else None
     g = generator or torch.Generator().manual_seed(0)
     tokens = model.to_positions(codes) if codes is not None else torch.zeros(B, P, G, dtype=torch.long, device=dev)
     masked = (~digit_mask(known, G, 1)[..., 0] if known is not None else torch.ones(B, P, G, dtype=torch.bool, device=dev)).flatten(1)
@@ -176,6 +181,7 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
         logits = guided_logits(model, model.to_grid(tokens), masked.view(B, P, G), labels, guidance)
         new, score = (x.flatten(1) for x in sample_tokens(logits, model.levels, temperature, g))
         noise = choice_noise * (1 - (k + 1) / steps) * _gumbel(score.shape, g, dev)
+        if empty is not None: score = score + OBJECT_FIRST * (new != empty)           # the object's tokens first
         score = torch.where(masked, score + noise, torch.full_like(score, -float('inf')))
         keep = torch.floor(unknown * mask_share((k + 1) / steps)).long()          # still masked after this step
         rank = score.argsort(1, descending=True).argsort(1)                       # 0 = the most confident masked token
@@ -185,7 +191,7 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
         masked = masked & ~fix
     return model.to_grid(tokens)
 
-# %% ../nbs/16_maskgit.ipynb #c040
+# %% ../nbs/16_maskgit.ipynb #c045
 def unigram_sample(frequencies: torch.Tensor, count: int, grid: tuple, generator: torch.Generator) -> torch.Tensor:
     "Codes `(count, *grid)`, every token drawn independently from `frequencies (codebook_size,)`."
     p = frequencies.double() / frequencies.sum()

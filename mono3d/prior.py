@@ -21,12 +21,12 @@ from .tokenizer import VideoTokenizer
 from .plots import save_video_grid_gif
 from .loop import Task, TrainJobConfig, pick_device, train
 from .train import TrainConfig, split_ids
-from .tokens import TOKENS, TokenCache, ensure_tokens, finished_tokenizer, tokenize_videos
+from .tokens import TOKENS, TokenCache, blank_codes, ensure_tokens, finished_tokenizer, tokenize_videos
 from .maskgit import MaskedTokenTransformer, PriorModelConfig, decode, group_tokens, masked_token_loss, random_mask
 
 # %% auto #0
-__all__ = ['PRIOR', 'build_prior_parser', 'main', 'PriorRecipeConfig', 'PriorConfig', 'tokenizer_levels', 'PriorTask',
-           'save_prior', 'fit_prior', 'Prior', 'build_sample_parser', 'sample_command', 'sample_main']
+__all__ = ['PRIOR', 'ORDERS', 'build_prior_parser', 'main', 'PriorRecipeConfig', 'PriorConfig', 'tokenizer_levels', 'PriorTask',
+           'save_prior', 'fit_prior', 'Prior', 'empty_codes', 'build_sample_parser', 'sample_command', 'sample_main']
 
 # %% ../nbs/17_prior.ipynb #c006
 @dataclass(frozen=True)
@@ -268,14 +268,33 @@ def _count(count) -> int:
 def _as_u8(videos: torch.Tensor) -> np.ndarray:
     return (videos.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
+ORDERS = ('object-first', 'confidence')     # how decoding picks the tokens it fixes (see `decode` in 16_maskgit)
+
+def _order(order) -> str:
+    if order not in ORDERS: raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}", 'order')
+    return order
+
+def empty_codes(tokenizer: VideoTokenizer, background_rgb, grid) -> torch.Tensor:
+    "The codes `(t, h, w)` of a video of nothing but the background: what `decode(first=...)` fixes last."
+    ft, fs, _ = tokenizer.factors
+    return blank_codes(tokenizer, background_rgb, grid[0] * ft, grid[1] * fs)
+
 # %% ../nbs/17_prior.ipynb #c039
 @patch
-def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 2.0) -> dict:
+def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 2.0,
+           order: str = 'confidence') -> dict:
     "`count` videos of class `label` (a name or an index): `videos (n, T, H, W, 3)` uint8, their `codes` and `labels`."
     y, n = _label(label), _count(count)
     labels = torch.full((n,), y, dtype=torch.long)
-    codes = decode(self.model, labels, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)))
+    codes = decode(self.model, labels, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), first=self.first(order))
     return {'videos': _as_u8(self.tokenizer.detokenize(codes)), 'codes': codes.numpy(), 'labels': labels.numpy()}
+
+@patch
+def first(self: Prior, order: str) -> torch.Tensor | None:
+    "What `decode` fixes last under `order`: the empty video's codes for 'object-first', nothing for 'confidence'."
+    if _order(order) == 'confidence': return None
+    if getattr(self, '_empty', None) is None: self._empty = empty_codes(self.tokenizer, self.info['background_rgb'], self.info['grid'])
+    return self._empty
 
 @patch
 def encode(self: Prior, videos) -> torch.Tensor:
@@ -286,7 +305,7 @@ def encode(self: Prior, videos) -> torch.Tensor:
 
 @patch
 def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 0.0,
-            labels=None) -> dict:
+            labels=None, order: str = 'confidence') -> dict:
     "The videos continued after their first `context_frames` frames (given as uint8 `(n, T, H, W, 3)`): `videos`, `codes`."
     ft = self.tokenizer.factors[0]
     T = self.info['grid'][0] * ft
@@ -297,7 +316,8 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
     per = self.model.positions // self.info['grid'][0]
     known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(codes), -1)
     y = torch.full((len(codes),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
-    out = decode(self.model, y, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known)
+    out = decode(self.model, y, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known,
+                 first=self.first(order))
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 
 # %% ../nbs/17_prior.ipynb #c042
@@ -320,6 +340,8 @@ def build_sample_parser(prog: str = 'mono3d sample'):
     ap.add_argument('--decode-steps', type=int, default=12, help='decoding steps (default: 12)')
     ap.add_argument('--temperature', type=float, default=1.0, help='sampling temperature (default: 1; 0 takes the most likely digit)')
     ap.add_argument('--guidance', type=float, default=None, help='classifier-free guidance (default: 2 for a class, 0 with --context)')
+    ap.add_argument('--order', choices=ORDERS, default='confidence', help="which tokens each decoding step fixes: the most confident "
+                    "(MaskGIT's), or the object's first (default: confidence)")
     ap.add_argument('--context', default=None, help='an npz whose videos are continued instead (uint8 (n, T, H, W, 3))')
     ap.add_argument('--context-frames', type=int, default=8, help='frames of each context video that are kept (default: 8)')
     ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
@@ -344,9 +366,10 @@ def sample_command(a) -> None:
     if (a.label is None) == (a.context is None): raise ConfigError('give either --label (sample a class) or --context (continue videos)', 'label')
     prior = Prior.load(a.prior_run)
     if a.context is None:
-        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance)
+        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance, order=a.order)
     else:
-        r = prior.predict(_context_videos(a.context)[:_count(a.count)], a.context_frames, a.seed, a.decode_steps, a.temperature, a.guidance or 0.0)
+        r = prior.predict(_context_videos(a.context)[:_count(a.count)], a.context_frames, a.seed, a.decode_steps, a.temperature, a.guidance or 0.0,
+                          order=a.order)
         r['labels'] = np.full(len(r['videos']), -1)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / 'samples.npz', videos=r['videos'], labels=r['labels'], codes=r['codes'], settings=json.dumps(vars(a)))

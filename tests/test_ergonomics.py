@@ -115,7 +115,7 @@ def test_help_teaches_and_version_answers():
     h = r.stdout
     assert r.returncode == 0
     for text in ('data: the videos', 'model: the tokenizer', 'optim:', 'recipe:', 'job:', '--quantizer {fsq,lfq}', 'one of: fsq, lfq',
-                 '--device {auto,cpu,cuda}', '--precision {auto,fp32,bf16}', '--channels-last, --no-channels-last', '--config FILE',
+                 '--device {auto,cpu,cuda}', '--precision {auto,fp32,bf16,measure}', '--channels-last, --no-channels-last', '--config FILE',
                  'held-out videos', '--data-seed', '--restart'):
         assert text in h, text
     assert '(default: 0.003)' in h and '(default: 5,5,5,5,5)' in h
