@@ -154,7 +154,7 @@ def _reconstructions(ctx: dict, real, labels, ref: dict) -> dict:
     return measures((videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels, ref)
 
 # %% ../nbs/18_evaluate_prior.ipynb #c030
-def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig) -> dict:
+def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "`videos`, `codes` and `labels` of one set of sampled videos (`which` in SETS)."
     prior, g = ctx['prior'], torch.Generator().manual_seed(cfg.seed + SETS.index(which))
     labels = torch.arange(len(CLASSES)).repeat_interleave(cfg.per_class)
@@ -167,15 +167,15 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig) -> dict:
         codes = unigram_sample(freq, len(labels), model.grid, g)
     else:
         first = prior.first(cfg.order)
-        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first)
+        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first, tick=tick)
                            for i in range(0, len(labels), 64)])
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
 
 # %% ../nbs/18_evaluate_prior.ipynb #c033
-def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig) -> np.ndarray:
+def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
-    if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order)['videos']
+    if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order, tick=tick)['videos']
     codes = prior.encode(real)
     known = cfg.context_frames // prior.tokenizer.factors[0]
     if which == 'unigram':
@@ -188,7 +188,7 @@ def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig) -> np.ndarray:
         per = m.positions // m.grid[0]
         codes = decode(untrained, torch.full((len(codes),), m.num_classes), cfg.decode_steps, cfg.temperature, 0.0,
                        torch.Generator().manual_seed(g), codes=codes, known=(torch.arange(m.positions) < known * per).expand(len(codes), -1),
-                       first=prior.first(cfg.order))
+                       first=prior.first(cfg.order), tick=tick)
     return (prior.tokenizer.detokenize(codes).clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
 def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
@@ -197,14 +197,14 @@ def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
     return {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': float(p)}
 
 # %% ../nbs/18_evaluate_prior.ipynb #c035
-def prediction(ctx: dict, cfg: EvalPriorConfig) -> dict:
+def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
     k = cfg.context_frames
     real = videos_by_shard(ctx['index'], ctx['val_ids'][:cfg.predict_videos])
     truth, _ = object_track(real); S = real.shape[-2]
     out = {}
     for which in SETS:
-        p = _continued(which, real, ctx, cfg)
+        p = _continued(which, real, ctx, cfg, tick)
         c, _ = object_track(p)
         out[which] = _future_errors(c, truth, p, real, k, S)
     last = np.repeat(real[:, k - 1:k], real.shape[1] - k, axis=1)
@@ -290,9 +290,9 @@ def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) ->
         if 'ref' not in ref_box: ref_box['ref'] = reference(ctx, cfg, out, job.tick)[0]       # resumed: rebuilt, same seed
         rep = {'reference': info, 'sets': {}}
         for s in SETS:
-            job.stage(f'samples_{s}', lambda s=s: _save_set(out, s, sample_set(s, ctx, cfg)))
+            job.stage(f'samples_{s}', lambda s=s: _save_set(out, s, sample_set(s, ctx, cfg, job.tick)))
             rep['sets'][s] = job.stage(f'measure_{s}', lambda s=s: _measure_saved(out, s, ref_box['ref']))
-        rep['prediction'] = job.stage('prediction', lambda: prediction(ctx, cfg))
+        rep['prediction'] = job.stage('prediction', lambda: prediction(ctx, cfg, job.tick))
         rep = _finish_report(rep, cfg, ctx, out, job)
     return rep
 

@@ -168,9 +168,10 @@ def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temper
 @torch.no_grad()
 def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12, temperature: float = 1.0, guidance: float = 1.0,
            generator: torch.Generator | None = None, codes: torch.Tensor | None = None, known: torch.Tensor | None = None,
-           choice_noise: float = 1.0, first: torch.Tensor | None = None) -> torch.Tensor:
+           choice_noise: float = 1.0, first: torch.Tensor | None = None, tick=None) -> torch.Tensor:
     """Codes `(B, t, h, w)` for `labels`, filled in `steps` steps; `codes` and `known` (per token or position) give fixed tokens.
-    With `first` (the codes `(t, h, w)` of an empty video), tokens drawn unlike it (the object's) are fixed before the others."""
+    With `first` (the codes `(t, h, w)` of an empty video), tokens drawn unlike it (the object's) are fixed before the others.
+    `tick()`, when given, is called at every step (a long decode is work, not a hung job)."""
     B, P, G, dev = len(labels), model.positions, model.group, labels.device
     empty = model.to_positions(first.to(dev).expand(B, *first.shape)).flatten(1) if first is not None else None
     g = generator or torch.Generator().manual_seed(0)
@@ -178,6 +179,7 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
     masked = (~digit_mask(known, G, 1)[..., 0] if known is not None else torch.ones(B, P, G, dtype=torch.bool, device=dev)).flatten(1)
     unknown = masked.sum(1)
     for k in range(steps):
+        if tick is not None: tick()
         logits = guided_logits(model, model.to_grid(tokens), masked.view(B, P, G), labels, guidance)
         new, score = (x.flatten(1) for x in sample_tokens(logits, model.levels, temperature, g))
         noise = choice_noise * (1 - (k + 1) / steps) * _gumbel(score.shape, g, dev)

@@ -305,7 +305,7 @@ def encode(self: Prior, videos) -> torch.Tensor:
 
 @patch
 def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 0.0,
-            labels=None, order: str = 'confidence') -> dict:
+            labels=None, order: str = 'confidence', tick=None) -> dict:
     "The videos continued after their first `context_frames` frames (given as uint8 `(n, T, H, W, 3)`): `videos`, `codes`."
     ft = self.tokenizer.factors[0]
     T = self.info['grid'][0] * ft
@@ -317,7 +317,7 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
     known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(codes), -1)
     y = torch.full((len(codes),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
     out = decode(self.model, y, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known,
-                 first=self.first(order))
+                 first=self.first(order), tick=tick)
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 
 # %% ../nbs/17_prior.ipynb #c042
