@@ -1,5 +1,5 @@
 """`--precision measure`: the precision is chosen by a measurement at the start, recorded, and kept by a resume."""
-import hashlib, json, os, signal, subprocess, sys
+import hashlib, os, signal, subprocess
 from pathlib import Path
 from conftest import run_cli, start_cli, read_json, wait_for
 from mono3d.store import ManifestStore
