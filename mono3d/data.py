@@ -417,7 +417,8 @@ def _describe(job: Job, d: Path) -> None:
 
 def _open_and_plan(job: Job, cfg: GenerateConfig) -> dict:
     "Rank 0: lock and check the directory, write the record, tidy and survey the shards; the plan."
-    identity = {**cfg.identity(), 'generator_version': GENERATOR_VERSION}
+    # the dataset's identity keeps its own field names: `seed`, as datasets made before the flag became --data-seed
+    identity = {**{('seed' if k == 'data_seed' else k): v for k, v in cfg.identity().items()}, 'generator_version': GENERATOR_VERSION}
     job.open(identity)
     job.begin(config=cfg.data.to_dict(), generator_version=GENERATOR_VERSION)
     store = ManifestStore(job.dir, SHARD_PREFIX, kind='shard')
