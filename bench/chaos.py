@@ -21,6 +21,7 @@ Scenarios:
 """
 import argparse, concurrent.futures as cf, hashlib, json, os, platform, random, shutil, signal, subprocess, sys, tempfile, time
 from pathlib import Path
+from machine import cpu
 
 TINY = ['--num-samples', '96', '--val-samples', '16', '--frames', '8', '--image-size', '32', '--channels', '8',
         '--channel-mults', '1,2,2', '--crop-size', '16', '--crop-frames', '4', '--crop-batch-size', '16', '--threads', '1',
@@ -202,12 +203,6 @@ def one(name, k, work, ref, seed):
     return name, k, stop, err, time.monotonic() - t0
 
 
-def cpu() -> str:
-    try: model = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): model = platform.processor()
-    flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    isa = [f for f in ('avx512_bf16', 'amx_bf16', 'avx512f', 'avx2') if f' {f}' in flags]
-    return f'{model} ({", ".join(isa)}), {os.cpu_count()} cores'
 
 
 def main():

@@ -4,16 +4,12 @@
 
 The target is under 2 s per command on the 2-core CPU. Prints the command, the median and the worst seconds,
 and whether torch and matplotlib were imported to print the help (python -X importtime)."""
-import argparse, os, platform, statistics, subprocess, sys, time
+import argparse, platform, statistics, subprocess, sys, time
+from machine import cpu
 
 COMMANDS = ['generate', 'train', 'evaluate', 'tokens', 'prior', 'sample', 'evaluate-prior', 'status', 'serve']
 
 
-def cpu() -> str:
-    try: model = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): model = platform.processor()
-    flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    return f"{model} ({', '.join(f for f in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if f' {f}' in flags)}), {os.cpu_count()} cores"
 
 
 def main():

@@ -16,14 +16,10 @@ import argparse, hashlib, io, multiprocessing as mp, os, platform, shutil, tempf
 from pathlib import Path
 import numpy as np
 from mono3d.data import DatasetConfig, RENDER_CHUNK, generate_dataset, render_videos, sample_metadata
+from machine import cpu
 
 
-def cpu() -> str:
-    try: model = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): model = platform.processor()
-    flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    isa = [f for f in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if f' {f}' in flags]
-    return f'{model} ({", ".join(isa)}), {os.cpu_count()} cores, Python {platform.python_version()}'
+def machine() -> str: return f'{cpu()}, Python {platform.python_version()}'
 
 
 def stages(cfg: DatasetConfig, n: int, scratch: Path) -> dict:
@@ -84,7 +80,7 @@ def main():
     ap.add_argument('--reference-samples', type=int, default=4000, help='videos the reference makes (0: skip it)')
     ap.add_argument('--dir', default=None, help='scratch directory (default: a temporary one, removed after)')
     a = ap.parse_args()
-    print(f'# bench/generate.py  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {cpu()}')
+    print(f'# bench/generate.py  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {machine()}')
     cfg = DatasetConfig(frames=a.frames, image_size=a.image_size)
     root = Path(a.dir or tempfile.mkdtemp(prefix='mono3d-bench-')); root.mkdir(parents=True, exist_ok=True)
     st = stages(cfg, a.checkpoint_interval, root)

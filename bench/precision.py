@@ -10,20 +10,15 @@ steps is reported, with the ratio. The CPU's model, its BF16 instructions (`/pro
 amx_bf16) and `torch.backends.cpu.get_cpu_capability()` are printed beside the figures. `mono3d train
 --precision auto` decides with the same measurement (see `nbs/12_loop.ipynb`).
 """
-import argparse, copy, os, platform, statistics, time
+import argparse, copy, statistics, time
 import torch
 from mono3d.tokenizer import TokenizerConfig, VideoTokenizer
 from mono3d.loss import ReconstructionLoss
 from mono3d.recipe import optimisation_step, tokenizer_loss
+from machine import cpu
 
 
-def cpu() -> str:
-    try: model = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): model = platform.processor()
-    flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    isa = [f for f in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if f' {f}' in flags]
-    return (f'{model} ({", ".join(isa)}), {os.cpu_count()} cores, torch {torch.__version__} '
-            f'(get_cpu_capability: {torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads')
+def machine() -> str: return (f'{cpu()}, torch {torch.__version__} (get_cpu_capability: {torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads')
 
 
 def time_steps(model, x, amp, steps: int) -> float:
@@ -44,7 +39,7 @@ def main():
     ap.add_argument('--steps', type=int, default=12)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(f'# bench/precision.py  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {cpu()}')
+    print(f'# bench/precision.py  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {machine()}')
     torch.manual_seed(0)
     model = VideoTokenizer(TokenizerConfig())
     g = torch.Generator().manual_seed(0)

@@ -12,18 +12,14 @@ videos/s of `Prior.sample` against decode steps, and class fidelity and one-obje
 against decode steps, guidance, temperature, choice noise and the decoding order (the evaluation's own measures, classifier
 trained on real videos).
 """
-import argparse, json, os, platform, time
+import argparse, json, time
 from pathlib import Path
 import numpy as np
 import torch
+from machine import cpu
 
 
-def cpu() -> str:
-    try: model = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): model = platform.processor()
-    flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    isa = [f for f in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if f' {f}' in flags]
-    return f'{model} ({", ".join(isa)}), {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads'
+def machine() -> str: return f'{cpu()}, torch {torch.__version__}, {torch.get_num_threads()} threads'
 
 
 def steps(a):
@@ -126,7 +122,7 @@ def main():
     ap.add_argument('--checkpoint', help='sampling: weights from this checkpoint of the run (a run still training)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(f'# bench/prior.py {a.what}  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {cpu()}', flush=True)
+    print(f'# bench/prior.py {a.what}  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {machine()}', flush=True)
     {'steps': steps, 'sampling': sampling, 'background': background}[a.what](a)
 
 
