@@ -8,10 +8,10 @@ import argparse, json, logging, os, sys, time
 from .config import ConfigError
 from .progress import observe, progress_summary, effective_status
 from .publish import redact, register_secrets
-from .job import run_as_command
+from .job import exit_with, run_as_command
 
 # %% auto #0
-__all__ = ['STATUS_EXIT', 'JOBS', 'build_parser', 'main']
+__all__ = ['STATUS_EXIT', 'JOBS', 'build_parser', 'main', 'console']
 
 # %% ../nbs/19_cli.ipynb #c006
 STATUS_EXIT = {'RUNNING': 0, 'COMPLETE': 0, 'FAILED': 1, 'STALLED': 3, 'PREEMPTED': 4, 'HUNG': 5}
@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     return run_as_command(a.command, lambda: a.func(a))
 
+def console():
+    "The `mono3d` console script: `main()`, then the process ends with its code (see `exit_with`)."
+    exit_with(main())
+
 # %% ../nbs/19_cli.ipynb #c020
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': console()

@@ -13,7 +13,7 @@ import torch
 from .config import SEED_MAX, Config, ConfigError, param
 from .store import ManifestStore, remove_stale_temporaries, log
 from .progress import COMPLETE, say
-from .job import Job, JobConfig, JobSpec, GracefulStop, ProcessMap, Processes, identity_diff, job_main
+from .job import Job, JobConfig, JobSpec, GracefulStop, ProcessMap, Processes, identity_diff, exit_with, job_main
 from fastcore.basics import patch
 
 # %% auto #0
@@ -673,4 +673,4 @@ build_generate_parser, main = job_main(
 
 # %% ../nbs/06_data.ipynb #c081
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': exit_with(main())

@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from .config import SEED_MAX, Config, ConfigError, param
 from .store import atomic_write, atomic_writer, sha256_file
 from .publish import public
-from .job import Job, JobConfig, JobSpec, jsonable, job_main
+from .job import Job, JobConfig, JobSpec, jsonable, exit_with, job_main
 from .data import (CLASSES, DatasetConfig, ShardIndex, ensure_dataset, load_dataset, read_dataset_config, videos_by_shard,
                          videos_to_float)
 from .tokenizer import VideoTokenizer
@@ -751,4 +751,4 @@ build_eval_parser, main = job_main(
 
 # %% ../nbs/14_evaluate.ipynb #c101
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': exit_with(main())

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from .config import SEED_MAX, Config, ConfigError, param
 from .store import atomic_write, atomic_writer, sha256_file
-from .job import Job, JobConfig, JobSpec, jsonable, job_main
+from .job import Job, JobConfig, JobSpec, jsonable, exit_with, job_main
 from .data import CLASSES, ShardIndex, read_dataset_config, videos_by_shard, videos_to_float
 from .loss import psnr
 from .evaluate import FeatureHead, balanced_accuracy, confusion_matrix, kinematic_features, object_track, predict, train_head
@@ -317,4 +317,4 @@ build_evaluate_prior_parser, main = job_main(
 
 # %% ../nbs/18_evaluate_prior.ipynb #c052
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': exit_with(main())

@@ -17,7 +17,7 @@ from .status_page import render_status_html, STATUS_HTML
 # %% auto #0
 __all__ = ['LOCK_FILE', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop', 'die_with_parent', 'ProcessMap', 'Processes',
            'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'JobSpec', 'JobFailed', 'identity_diff', 'Job',
-           'jsonable', 'run_as_command', 'job_main']
+           'jsonable', 'run_as_command', 'exit_with', 'job_main']
 
 # %% ../nbs/05_job.ipynb #c006
 @dataclass(frozen=True)
@@ -521,6 +521,18 @@ def run_as_command(job: str, fn, directory=None, debug: bool = False) -> int:
         return 1
 
 # %% ../nbs/05_job.ipynb #c061
+def exit_with(code: int):
+    "End the process with `code`; a SIGTERM/SIGINT during the interpreter's shutdown ends it at once with the same code."
+    def now(*_):
+        for f in (sys.stdout, sys.stderr):
+            try: f.flush()
+            except Exception: pass
+        os._exit(code)
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, now)
+    sys.exit(code)
+
+# %% ../nbs/05_job.ipynb #c064
 def job_main(name: str, cls, description: str, run, directory, positional=(), extra=()):
     """`(build_parser, main)` of the `mono3d NAME` command. `run(config, **options)` gets the config (defaults <
     `--config FILE` < flags) and the values of the `extra` flags (`((args...), kwargs)` pairs for `add_argument`)."""

@@ -13,7 +13,7 @@ from safetensors.torch import save as safetensors_save, load as safetensors_load
 from fastcore.basics import patch
 from .config import SEED_MAX, Config, ConfigError, param
 from .store import atomic_write
-from .job import JobSpec, Processes, job_main, run_as_command
+from .job import JobSpec, Processes, exit_with, job_main, run_as_command
 from .data import CLASSES, videos_to_float
 from .recipe import OptimConfig, PlanShape, TrainingPlan
 from .stream import IdStream
@@ -383,4 +383,4 @@ def sample_main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/17_prior.ipynb #c048
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': exit_with(main())

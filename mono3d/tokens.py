@@ -12,7 +12,7 @@ import torch
 from .config import Config, ConfigError, param
 from .store import ManifestStore, sha256_file
 from .progress import COMPLETE, read_progress
-from .job import Job, JobConfig, JobSpec, job_main
+from .job import Job, JobConfig, JobSpec, exit_with, job_main
 from .data import ShardIndex, check_dataset, gaps, read_dataset_config, shards_of, videos_by_shard, videos_to_float
 from .tokenizer import VideoTokenizer
 import torch.nn.functional as F
@@ -195,4 +195,4 @@ build_tokens_parser, main = job_main(
 
 # %% ../nbs/15_tokens.ipynb #c035
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': exit_with(main())

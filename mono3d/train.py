@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .config import SEED_MAX, Config, ConfigError, param
-from .job import JobSpec, Processes, job_main
+from .job import JobSpec, Processes, exit_with, job_main
 from .data import (DATASET_JSON, DatasetConfig, ShardIndex, check_dataset, check_dataset_settings, ensure_dataset, videos_by_shard,
                          videos_to_float)
 from .loss import ReconstructionLoss, MetricSums, format_metrics
@@ -241,4 +241,4 @@ build_train_parser, main = job_main(
 
 # %% ../nbs/13_train.ipynb #c036
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': exit_with(main())

@@ -396,3 +396,27 @@ def test_serve_streams_times_out_idle_sockets_and_hides_dotfiles(tmp_path):
         for s in readers: s.close()
     finally:
         p.terminate(); p.wait(10)
+
+
+# ---- a SIGTERM after the job has ended ------------------------------------------------------------------------------
+
+def test_a_sigterm_during_the_teardown_after_a_complete_job_exits_with_the_jobs_code(tmp_path):
+    """Seen by bench/chaos.py: a SIGTERM that reached a tiny training run after it had completed, while the interpreter
+    was shutting down, killed it (exit -15, as if it had failed). The job's own exit code must be the process's."""
+    data, run = tmp_path / 'data', tmp_path / 'run'
+    assert run_cli('generate', data, *GEN, '--num-samples', '96', '--checkpoint-interval', '32').returncode == 0
+    args = ['train', str(run), *TINY, '--data-dir', str(data), '--steps', '4', '--val-every-steps', '4']
+    code = ('import atexit, sys, time\n'
+            'from mono3d.cli import console\n'
+            "atexit.register(lambda: (print('tearing down', flush=True), time.sleep(30)))\n"   # a slow teardown, like torch's
+            f'sys.argv = ["mono3d", *{args!r}]\n'
+            'console()\n')
+    p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in p.stdout:
+            if 'tearing down' in line: break
+        assert read_json(run / 'progress.json')['status'] == 'COMPLETE'
+        dt = _sigterm_seconds(p, timeout=20)
+        assert p.returncode == 0 and dt < 2, (p.returncode, dt)
+    finally:
+        if p.poll() is None: p.kill()
