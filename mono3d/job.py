@@ -209,6 +209,16 @@ class Processes:
         import torch, torch.distributed as dist
         if not self.distributed: return list(values)
         t = torch.tensor(values, dtype=torch.float64, device=device); dist.all_reduce(t); return t.tolist()
+    def all_gather(self, t):
+        "Every rank's tensor `t` (the same shape on each), concatenated along dim 0 in rank order."
+        import torch, torch.distributed as dist
+        if not self.distributed: return t
+        out = [torch.empty_like(t) for _ in range(self.world)]; dist.all_gather(out, t.contiguous()); return torch.cat(out)
+    def all_reduce(self, t):
+        "The sum of every rank's tensor `t`, in an order the backend chooses."
+        import torch.distributed as dist
+        if self.distributed: dist.all_reduce(t)
+        return t
     def close(self) -> None:
         "Leave the group after a normal end (a collective: every rank must get here)."
         import torch.distributed as dist

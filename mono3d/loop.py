@@ -24,7 +24,8 @@ from .plots import plot_loss_curve, plot_validation_curves
 __all__ = ['DEVICES', 'PRECISIONS', 'TRACKERS', 'CKPT_PREFIX', 'BATCH_TIMEOUT', 'PROBE_STEPS', 'PRECISION_GAIN',
            'PRECISION_TOLERANCE', 'TrainJobConfig', 'pick_device', 'peak_memory_mb', 'rng_state', 'set_rng_state',
            'TrainState', 'Checkpoints', 'StepInterrupted', 'StopHooks', 'Task', 'check_tracker', 'Reporter',
-           'check_prelaunch_tests', 'run_prelaunch_checklist', 'Trainer', 'train']
+           'check_prelaunch_tests', 'run_prelaunch_checklist', 'Trainer', 'divisors', 'ordered_sum', 'part_seed',
+           'train']
 
 # %% ../nbs/12_loop.ipynb #c006
 DEVICES, PRECISIONS, TRACKERS = ('auto', 'cpu', 'cuda'), ('auto', 'fp32', 'bf16', 'measure'), ('none', 'tensorboard', 'wandb')
@@ -213,12 +214,12 @@ class Task:
     name = 'model'
     def __init__(self, cfg, proc: Processes, device: torch.device): self.cfg, self.proc, self.device = cfg, proc, device
     def build(self) -> nn.Module: raise NotImplementedError
-    def check(self, world: int) -> None: pass
+    def check(self, parts: int) -> None: pass
     def identity(self) -> dict: return {}
     def check_existing(self, record: dict | None) -> None: pass
     def prepare(self, job: Job) -> dict: return {}
     def plan_shape(self) -> PlanShape: raise NotImplementedError
-    def batch_at(self, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor: raise NotImplementedError
+    def batch_at(self, step: int, part: int, plan: TrainingPlan) -> torch.Tensor: raise NotImplementedError
     def brief(self, m: dict) -> str: return self.format(m)          # the validation line: under 160 characters
     def pictures(self) -> dict: return {}                           # {tag: path} a validation drew, for the trackers
     def loss(self, model: nn.Module, batch: torch.Tensor, amp: torch.dtype | None) -> tuple[torch.Tensor, dict]: raise NotImplementedError
@@ -229,6 +230,11 @@ class Task:
     def describe(self, plan: TrainingPlan | None) -> str: return f'[{self.spec.kind}] {self.cfg.run_dir}: {self.name}'
     def format(self, m: dict) -> str: return ', '.join(f'{k} {v:.4g}' for k, v in m.items() if isinstance(v, float))
     def headline(self, m: dict) -> dict: return {f'val_{k}': v for k, v in m.items() if isinstance(v, float)}
+
+    @property
+    def parts(self) -> int:
+        "The micro-batches of a step: `micro_batches`, or one per process when it is 0."
+        return self.cfg.optim.micro_batches or self.proc.world
 
 # %% ../nbs/12_loop.ipynb #c034
 def check_tracker(name: str) -> None:
@@ -347,7 +353,7 @@ class Trainer:
         p = self.cfg.job.precision
         self.precision = {'auto': 'bf16' if self.cuda else 'fp32', 'measure': 'fp32'}.get(p, p)     # measure: decided in open()
         self.amp = torch.bfloat16 if self.precision == 'bf16' else None
-        self.timing = {'data_wait_s': 0.0, 'step_s': 0.0, 'checkpoint_s': 0.0, 'validation_s': 0.0, 'phases': {}}
+        self.timing = {'data_wait_s': 0.0, 'step_s': 0.0, 'combine_s': 0.0, 'checkpoint_s': 0.0, 'validation_s': 0.0, 'phases': {}}
         self.record, self.stopping, self.provisional, self.state, self.hooks = {}, False, False, None, None
         self.last_checkpoint = self.started = time.monotonic()
 
@@ -356,24 +362,51 @@ class Trainer:
     @property
     def plan(self) -> TrainingPlan: return self.state.plan
 
-# %% ../nbs/12_loop.ipynb #c050
+# %% ../nbs/12_loop.ipynb #c051
+def divisors(k: int) -> list[int]: return [d for d in range(1, k + 1) if k % d == 0]
+
+@patch(as_prop=True)
+def mine(self: Trainer) -> range:
+    "The micro-batches of every step that this process computes."
+    k, w, r = self.task.parts, self.proc.world, self.proc.rank
+    return range(r * k // w, (r + 1) * k // w)
+
+@patch
+def check_processes(self: Trainer) -> None:
+    "Refuse a process count that does not divide `micro_batches`, naming the counts that do."
+    k, w = self.cfg.optim.micro_batches, self.proc.world
+    if k and k % w:
+        raise ConfigError(f'micro_batches={k} is shared equally among the processes, but WORLD_SIZE={w} does not divide it; '
+                          f'valid process counts: {", ".join(map(str, divisors(k)))}', 'micro_batches')
+
+@patch
+def process_identity(self: Trainer) -> dict:
+    "What of the processes makes the run's bits: the world size; or the micro-batches, their order and the threads per process."
+    o = self.cfg.optim
+    if not o.micro_batches: return {'world_size': self.proc.world}
+    out = {'micro_batches': o.micro_batches, 'grad_order': o.grad_order}
+    if o.grad_order == 'canonical' and not self.cuda: out['threads_per_process'] = torch.get_num_threads()
+    return out
+
+# %% ../nbs/12_loop.ipynb #c053
 @patch
 def build(self: Trainer) -> None:
     "The model (from the seeded generator), the optimiser, the weight average and the plan; nothing is written."
     cfg, o = self.cfg, self.cfg.optim
     torch.manual_seed(cfg.seed)
     model = self.task.build()
-    self.task.check(self.proc.world)
+    self.check_processes()
+    self.task.check(self.task.parts)
     model = model.to(self.device)
     if cfg.job.channels_last and getattr(model, 'channels_last', True): model = model.to(memory_format=torch.channels_last_3d)
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(0.9, 0.99), weight_decay=o.weight_decay)
     self.state = TrainState(model, opt, WeightAverage(model, o.ema) if o.ema else None, TrainingPlan.make(1, self.task.plan_shape()), o)
-    self.identity = {**cfg.identity(), **self.task.identity(), 'world_size': self.proc.world}
+    self.identity = {**cfg.identity(), **self.task.identity(), **self.process_identity()}
     self.checkpoints = Checkpoints(self.run, self.identity, cfg.job.keep_last)
     if cfg.job.log_to != 'none' and self.main: check_tracker(cfg.job.log_to)
     if cfg.job.production and self.main: check_prelaunch_tests(cfg.job.prelaunch_tests)
 
-# %% ../nbs/12_loop.ipynb #c053
+# %% ../nbs/12_loop.ipynb #c056
 @patch
 def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     o, shape = self.cfg.optim, self.task.plan_shape()
@@ -382,11 +415,12 @@ def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     if o.steps: return TrainingPlan.make(o.steps, shape)
     return TrainingPlan.for_epochs(o.epochs, shape)
 
-# %% ../nbs/12_loop.ipynb #c055
+# %% ../nbs/12_loop.ipynb #c058
 @patch
 def check_before_writing(self: Trainer) -> dict | None:
     "Rank 0, under the lock: compare the directory with the request and find the checkpoint; refuse before any write."
-    prev = self.job.open(self.identity)
+    try: prev = self.job.open(self.identity)
+    except ConfigError as e: raise ConfigError(f'{e}{self.resume_hint(str(e))}', e.param) from None
     self.task.check_existing(prev)
     plan = self.make_plan((prev or {}).get('plan'))
     self.state.plan = plan
@@ -397,13 +431,28 @@ def check_before_writing(self: Trainer) -> dict | None:
     self.record = {'wandb_id': hashlib.sha1(f'{self.run.resolve()}{time.time()}'.encode()).hexdigest()[:12], **kept}
     return ck
 
-# %% ../nbs/12_loop.ipynb #c058
+# %% ../nbs/12_loop.ipynb #c061
+@patch
+def resume_hint(self: Trainer, refusal: str) -> str:
+    "For a refusal that is about the processes: the process counts (and threads) the directory's run resumes on."
+    if not any(k in refusal for k in ('world_size', 'micro_batches', 'threads_per_process', 'grad_order')): return ''
+    try: old = (self.job.read_record() or {}).get('identity', {})
+    except ConfigError: return ''
+    if k := old.get('micro_batches'):
+        return (f' That run has micro_batches {k}: it resumes on {", ".join(map(str, divisors(k)))} process(es)'
+                + (f' with --threads {old["threads_per_process"]} each' if old.get('threads_per_process') else '') + '.')
+    if 'world_size' in old:
+        return (f' That run has one micro-batch per process (micro_batches 0): it resumes only on {old["world_size"]} process(es); '
+                'a run started with --micro-batches K resumes on any process count that divides K.')
+    return ''
+
+# %% ../nbs/12_loop.ipynb #c064
 PROBE_STEPS, PRECISION_GAIN, PRECISION_TOLERANCE = 6, 1.15, 0.05
 
 @patch
 def measure_precision(self: Trainer) -> dict:
     "Step seconds and probe loss of fp32 and of bf16 autocast, on copies of the model; the verdict (see above)."
-    saved, plan, rank, o = rng_state(), self.plan, self.proc.rank, self.cfg.optim
+    saved, plan, rank, o = rng_state(), self.plan, self.mine[0], self.cfg.optim
     f = self.task.plan_shape().last_fraction if plan.clip_steps else 1.0
     batches = [self.task.batch_at(s, rank, plan).to(self.device) for s in range(PROBE_STEPS + 1)]
     full = self.task.batch_at(plan.clip_steps, rank, plan).to(self.device) if plan.clip_steps and f > 0 else None
@@ -434,7 +483,7 @@ def measure_precision(self: Trainer) -> dict:
             'fp32_step_s': out['fp32']['step_s'], 'bf16_step_s': out['bf16']['step_s'], 'fp32_probe_loss': a, 'bf16_probe_loss': b,
             'rule': f'bf16 when >= {PRECISION_GAIN}x faster and its probe loss within {PRECISION_TOLERANCE:.0%} of fp32 after {PROBE_STEPS} steps'}
 
-# %% ../nbs/12_loop.ipynb #c061
+# %% ../nbs/12_loop.ipynb #c067
 @patch
 def choose_precision(self: Trainer) -> None:
     "`--precision measure`: the recorded verdict, or rank 0 measures it now (`measure_precision`); every rank takes it."
@@ -447,7 +496,7 @@ def choose_precision(self: Trainer) -> None:
     self.job.say(f"[{self.job.kind}] precision measured: {rec['chosen']} (bf16 autocast {rec['speedup_bf16']:.2f}x the speed of fp32 here, "
                  f"probe loss {rec['bf16_probe_loss']:.4g} against {rec['fp32_probe_loss']:.4g}; recorded in run.json)")
 
-# %% ../nbs/12_loop.ipynb #c063
+# %% ../nbs/12_loop.ipynb #c069
 @patch
 def open(self: Trainer) -> None:
     "Build, check, write the record, prepare the data, resume: see above."
@@ -476,9 +525,9 @@ def write_record(self: Trainer) -> None:
 
 @patch
 def wrap(self: Trainer) -> None:
-    "The model the steps run: DistributedDataParallel across processes, compiled when asked; stop hooks on one process."
-    m = self.state.model
-    self.step_model = DistributedDataParallel(m, device_ids=[self.device.index] if self.cuda else None) if self.proc.distributed else m
+    "The model the steps run: DistributedDataParallel across processes (without micro_batches), compiled when asked; stop hooks on one process."
+    m, ddp = self.state.model, self.proc.distributed and not self.cfg.optim.micro_batches   # micro-batches combine their own gradients
+    self.step_model = DistributedDataParallel(m, device_ids=[self.device.index] if self.cuda else None) if ddp else m
     if self.cfg.job.compile: self.step_model = torch.compile(self.step_model, dynamic=False)   # one static graph per shape
     if not self.proc.distributed and not self.cfg.job.compile: self.hooks = StopHooks(m, self.job.stop)
 
@@ -489,7 +538,7 @@ def close(self: Trainer) -> None:
     if self.hooks is not None: self.hooks.remove(); self.hooks = None
     if getattr(self, 'report', None) is not None: self.report.close(); self.report = None
 
-# %% ../nbs/12_loop.ipynb #c066
+# %% ../nbs/12_loop.ipynb #c072
 @patch
 def segment_end(self: Trainer) -> int:
     "Where the current run of batches ends: the plan's end, or where a provisional plan is measured."
@@ -497,9 +546,9 @@ def segment_end(self: Trainer) -> int:
 
 @patch
 def batches(self: Trainer):
-    "`(step, batch)` from the current step to `segment_end()`, made ahead by `workers` processes."
-    plan, rank = self.plan, self.proc.rank
-    loader = StepLoader(lambda s: self.task.batch_at(s, rank, plan), self.step, self.segment_end(), workers=self.cfg.job.workers,
+    "`(step, batch)` from the current step to `segment_end()`: this process's micro-batches, made ahead by `workers` processes."
+    plan, mine, task = self.plan, self.mine, self.task
+    loader = StepLoader(lambda s: torch.cat([task.batch_at(s, m, plan) for m in mine]), self.step, self.segment_end(), workers=self.cfg.job.workers,
                         stop_flag=self.job.stop, timeout=BATCH_TIMEOUT)
     it = iter(loader)
     try:
@@ -511,7 +560,7 @@ def batches(self: Trainer):
             yield step, batch
     finally: loader.close()
 
-# %% ../nbs/12_loop.ipynb #c069
+# %% ../nbs/12_loop.ipynb #c075
 @patch
 def train_step(self: Trainer, batch) -> dict:
     "One optimisation step; every rank then votes on stopping, so all stop after the same step."
@@ -523,8 +572,9 @@ def train_step(self: Trainer, batch) -> dict:
     self.step_model.train()
     try:
         with self.hooks or _nothing():
-            out = optimisation_step(lambda: self.task.loss(self.step_model, batch, self.amp), self.step_model.parameters(), st.optimizer,
-                                    clip_grad=o.grad_clip, check_loss_first=not self.proc.distributed)
+            if o.micro_batches: out = self.micro_step(batch)
+            else: out = optimisation_step(lambda: self.task.loss(self.step_model, batch, self.amp), self.step_model.parameters(),
+                                          st.optimizer, clip_grad=o.grad_clip, check_loss_first=not self.proc.distributed)
     except FloatingPointError as e:
         raise FloatingPointError(f'non-finite loss at step {st.step + 1} ({e}); the weights of step {st.step} are kept '
                                  f'in the last checkpoint, lower lr (now {o.lr}) and run again in a new run_dir') from None
@@ -534,7 +584,7 @@ def train_step(self: Trainer, batch) -> dict:
     loss_sum, votes = self.proc.all_sum([out['loss'], float(self.job.stop.requested)], self.device)
     self.stopping = votes > 0
     st.step += 1
-    loss = loss_sum / self.proc.world
+    loss = out['loss'] if o.micro_batches else loss_sum / self.proc.world      # micro-batches: the same mean on every process
     st.history['train_loss'].append(loss); st.history['lr'].append(lr)
     if self.provisional: self.job.progress.tick()          # a --minutes probe: timed, then rewound, never reported as the run's steps
     else: self.report.step(st.step, loss, lr, len(batch) * self.proc.world, parts=out)
@@ -550,7 +600,55 @@ def count_time(self: Trainer, seconds: float, clip: bool, batch) -> None:
     ph = self.timing['phases'].setdefault('clip' if clip else 'full', {'steps': 0, 'videos': 0, 'seconds': 0.0, 'shape': list(batch.shape[2:])})
     ph['steps'] += 1; ph['videos'] += len(batch) * self.proc.world; ph['seconds'] += seconds
 
-# %% ../nbs/12_loop.ipynb #c072
+# %% ../nbs/12_loop.ipynb #c078
+def ordered_sum(rows: torch.Tensor) -> torch.Tensor:
+    "`rows` (along dim 0) added one at a time in their order: the same bits for the same rows, however they were gathered."
+    out = rows[0].clone()
+    for r in rows[1:]: out += r
+    return out
+
+def part_seed(seed: int, step: int, part: int) -> int:
+    "The seed of torch's generator during micro-batch `part` of step `step`."
+    return int(np.random.SeedSequence([seed, step, part, 0x5EED]).generate_state(1)[0])
+
+# %% ../nbs/12_loop.ipynb #c080
+@patch
+def micro_gradients(self: Trainer, batch) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    "This process's micro-batches of `batch`: their flat gradients `(n, P)`, the names of the loss's parts and their values `(n, parts)`."
+    st, flats, values, keys = self.state, [], [], None
+    params = [p for p in st.model.parameters() if p.requires_grad]
+    for part, x in zip(self.mine, batch.chunk(len(self.mine))):
+        st.optimizer.zero_grad(set_to_none=True)
+        with torch.random.fork_rng(devices=[self.device.index] if self.cuda else [], device_type=self.device.type):
+            torch.manual_seed(part_seed(self.cfg.seed, st.step, part))
+            loss, parts = self.task.loss(self.step_model, x, self.amp)
+            loss.backward()
+        keys = keys or [k for k, v in parts.items() if isinstance(v, (int, float))]
+        flats.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]))
+        values.append([float(parts[k]) for k in keys])
+    return torch.stack(flats), keys, torch.tensor(values, dtype=torch.float64, device=self.device)
+
+# %% ../nbs/12_loop.ipynb #c081
+@patch
+def micro_step(self: Trainer, batch) -> dict:
+    "One optimisation step over this process's micro-batches of `batch`, the gradients combined as `grad_order` says."
+    st, o, k = self.state, self.cfg.optim, self.task.parts
+    local, keys, values = self.micro_gradients(batch)
+    t = time.perf_counter()
+    grads = ordered_sum(self.proc.all_gather(local)) if o.grad_order == 'canonical' else self.proc.all_reduce(ordered_sum(local))
+    means = dict(zip(keys, (ordered_sum(self.proc.all_gather(values)) / k).tolist()))
+    self.timing['combine_s'] += time.perf_counter() - t
+    if not math.isfinite(means['loss']): raise FloatingPointError(f'non-finite loss ({means["loss"]})')
+    grads /= k
+    params, at = [p for p in st.model.parameters() if p.requires_grad], 0
+    for p in params: p.grad = torch.empty_like(p).copy_(grads[at:at + p.numel()].view(p.shape)); at += p.numel()
+    gn = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+    if not torch.isfinite(gn): raise FloatingPointError(f'non-finite gradient norm ({float(gn)})')
+    lr = st.optimizer.param_groups[0]['lr']
+    st.optimizer.step()
+    return {**means, 'lr': lr, 'grad_norm': float(gn)}
+
+# %% ../nbs/12_loop.ipynb #c085
 @patch
 def due(self: Trainer) -> list[str]:
     "What is due after the step just taken: `'validate'` and/or `'checkpoint'`."
@@ -577,7 +675,7 @@ def after_step(self: Trainer) -> None:
         if not stop.requested: stop.request()
         raise StopRequested(stop.signum)
 
-# %% ../nbs/12_loop.ipynb #c075
+# %% ../nbs/12_loop.ipynb #c088
 @patch
 def validate(self: Trainer) -> dict | None:
     "The task's held-out measures of this step (history, best, loss curve); None when a stop interrupted them."
@@ -608,7 +706,7 @@ def checkpoint(self: Trainer, rng: dict | None = None) -> str:
     self.job.progress.update(last_checkpoint=name)
     return name
 
-# %% ../nbs/12_loop.ipynb #c078
+# %% ../nbs/12_loop.ipynb #c091
 @patch
 def fix_plan(self: Trainer) -> None:
     "With `minutes`: size the plan from the steps measured so far and a timed full-size step, and record it."
@@ -631,13 +729,13 @@ def fix_plan(self: Trainer) -> None:
 def time_full_step(self: Trainer) -> float:
     "Seconds of one full-size step, timed (the second of two) on a copy of the model and a fresh optimiser."
     m2 = copy.deepcopy(self.state.model); o2 = torch.optim.AdamW(m2.parameters(), lr=self.cfg.optim.lr)
-    x = self.task.batch_at(self.plan.clip_steps, self.proc.rank, self.plan).to(self.device)
+    x = self.task.batch_at(self.plan.clip_steps, self.mine[0], self.plan).to(self.device)
     m2.train()
     optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
     t = time.perf_counter(); optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
-    return time.perf_counter() - t
+    return (time.perf_counter() - t) * len(self.mine)              # one micro-batch, timed; a step takes this process's share
 
-# %% ../nbs/12_loop.ipynb #c082
+# %% ../nbs/12_loop.ipynb #c095
 @patch
 def finish(self: Trainer) -> dict:
     "The final validation, the weights, `metrics.json`; rank 0's final metrics on every rank."
@@ -672,7 +770,7 @@ def finished(self: Trainer) -> dict | None:
     m = json.loads(m.read_text())
     return m['final'] if m.get('steps') == self.step and self.task.saved() else None
 
-# %% ../nbs/12_loop.ipynb #c085
+# %% ../nbs/12_loop.ipynb #c098
 @patch
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."
@@ -705,7 +803,7 @@ def where(self: Trainer) -> str:
     return ('; ' + (f'{p.world} processes ({p.backend}), ' if p.distributed else '') + f'device {self.device}, {self.precision}'
             + (', channels_last_3d' if self.cfg.job.channels_last else '') + (', compiled' if self.cfg.job.compile else ''))
 
-# %% ../nbs/12_loop.ipynb #c088
+# %% ../nbs/12_loop.ipynb #c101
 def train(task: Task, restart: bool = False) -> dict:
     "Train (or resume, or extend) `task`'s run; returns the final held-out metrics."
     cfg, proc = task.cfg, task.proc

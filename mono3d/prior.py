@@ -79,15 +79,15 @@ class PriorTask(Task):
 
 # %% ../nbs/17_prior.ipynb #c011
 @patch
-def check(self: PriorTask, world: int) -> None:
+def check(self: PriorTask, parts: int) -> None:
     cfg, ft = self.cfg, self.tc.model.temporal_downsample
     k = cfg.recipe.context_frames
     if k % ft or not k < self.tc.data.frames:
         raise ConfigError(f"context_frames must be a multiple of the tokenizer's temporal factor {ft} and less than {self.tc.data.frames}, got {k}",
                           'context_frames')
-    if len(self.train_ids) // world < cfg.optim.batch_size:
-        raise ConfigError(f'batch_size={cfg.optim.batch_size} needs at least that many training videos per process, but there are '
-                          f'{len(self.train_ids)} for {world} process(es)', 'batch_size')
+    if len(self.train_ids) // parts < cfg.optim.batch_size:
+        raise ConfigError(f'batch_size={cfg.optim.batch_size} needs at least that many training videos per micro-batch, but there are '
+                          f'{len(self.train_ids)} for {parts} micro-batch(es) (one per process unless micro_batches is set)', 'batch_size')
 
 @patch
 def check_existing(self: PriorTask, record: dict | None) -> None:
@@ -116,7 +116,7 @@ def prepare(self: PriorTask, job) -> dict:
 
 @patch
 def plan_shape(self: PriorTask) -> PlanShape:
-    return PlanShape(self.cfg.optim.batch_size, self.cfg.optim.batch_size, len(self.train_ids) // self.proc.world)
+    return PlanShape(self.cfg.optim.batch_size, self.cfg.optim.batch_size, len(self.train_ids) // self.parts)
 
 # %% ../nbs/17_prior.ipynb #c017
 @patch
@@ -129,11 +129,11 @@ def future_mask(self: PriorTask, n: int) -> torch.Tensor:
     return (torch.arange(t * per) >= k * per)[:, None].expand(n, t * per, G)
 
 @patch
-def batch_at(self: PriorTask, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor:
-    "`(B, 1 + tokens + tokens)` int64: class, digits shown per token, codes of step `step` on process `rank`."
-    if rank not in self.streams: self.streams[rank] = IdStream(self.train_ids, self.cfg.seed, rank, self.proc.world)
-    r, ids = self.cfg.recipe, self.streams[rank].ids_at(plan.position(step), plan.batch(step))
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, rank, 0x9A1]).generate_state(1)[0]))
+def batch_at(self: PriorTask, step: int, part: int, plan: TrainingPlan) -> torch.Tensor:
+    "`(B, 1 + tokens + tokens)` int64: class, digits shown per token, codes of micro-batch `part` of step `step`."
+    if part not in self.streams: self.streams[part] = IdStream(self.train_ids, self.cfg.seed, part, self.parts)
+    r, ids = self.cfg.recipe, self.streams[part].ids_at(plan.position(step), plan.batch(step))
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, part, 0x9A1]).generate_state(1)[0]))
     n, future = len(ids), self.future_mask(len(ids))
     labels = torch.where(torch.rand(n, generator=g) < r.class_dropout, len(CLASSES), self.labels[ids])
     predict = (torch.rand(n, generator=g) < r.predict_share)[:, None, None]

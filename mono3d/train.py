@@ -95,14 +95,14 @@ class TokenizerTask(Task):
 
 # %% ../nbs/13_train.ipynb #c013
 @patch
-def check(self: TokenizerTask, world: int) -> None:
+def check(self: TokenizerTask, parts: int) -> None:
     "Refuse batches the training videos cannot fill, and a given `data_dir` that does not fit."
     cfg = self.cfg
     need = max(cfg.optim.batch_size, cfg.recipe.crop_batch_size if cfg.clips else 1)
-    if len(self.train_ids) // world < need:
+    if len(self.train_ids) // parts < need:
         raise ConfigError(f'batch_size={cfg.optim.batch_size}' + (f' and crop_batch_size={cfg.recipe.crop_batch_size}' if cfg.clips else '')
-                          + f' need at least {need} training videos per process, but there are {len(self.train_ids)} training videos '
-                          f'(num_samples {cfg.data.num_samples} - val_samples {cfg.data.val_samples}) for {world} process(es)', 'batch_size')
+                          + f' need at least {need} training videos per micro-batch, but there are {len(self.train_ids)} training videos '
+                          f'(num_samples {cfg.data.num_samples} - val_samples {cfg.data.val_samples}) for {parts} micro-batch(es) (one per process unless micro_batches is set)', 'batch_size')
     if cfg.data.dir: check_dataset(cfg.data.dir, cfg.data.dataset(), cfg.data.num_samples)
 
 @patch
@@ -138,17 +138,17 @@ def prepare(self: TokenizerTask, job) -> dict:
 @patch
 def plan_shape(self: TokenizerTask) -> PlanShape:
     cfg = self.cfg
-    return PlanShape(cfg.recipe.crop_batch_size, cfg.optim.batch_size, len(self.train_ids) // self.proc.world,
+    return PlanShape(cfg.recipe.crop_batch_size, cfg.optim.batch_size, len(self.train_ids) // self.parts,
                      cfg.recipe.full_size_fraction if cfg.clips else 1.0)
 
 @patch
-def batch_at(self: TokenizerTask, step: int, rank: int, plan: TrainingPlan) -> torch.Tensor:
-    "The float videos `(B, 3, T, H, W)` of step `step` on process `rank`: a pure function of `(seed, step, rank)`."
-    if rank not in self.streams: self.streams[rank] = VideoStream(self.index, self.train_ids, self.cfg.seed, rank, self.proc.world)
-    s, r = self.streams[rank], self.cfg.recipe
+def batch_at(self: TokenizerTask, step: int, part: int, plan: TrainingPlan) -> torch.Tensor:
+    "The float videos `(B, 3, T, H, W)` of micro-batch `part` of step `step`: a pure function of `(seed, step, part)`."
+    if part not in self.streams: self.streams[part] = VideoStream(self.index, self.train_ids, self.cfg.seed, part, self.parts)
+    s, r = self.streams[part], self.cfg.recipe
     x = torch.from_numpy(s.videos(s.ids_at(plan.position(step), plan.batch(step)))).movedim(-1, 1)     # uint8 (B, 3, T, H, W)
     if plan.is_clip(step):
-        g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, rank, 0xC409]).generate_state(1)[0]))
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, part, 0xC409]).generate_state(1)[0]))
         align = (self.cfg.model.temporal_downsample, self.cfg.model.spatial_downsample)
         x = object_clips(x, r.crop_size, r.crop_frames, g, align=align, bg=torch.tensor(self.cfg.data.background, dtype=torch.uint8))
     return x.float().div_(255).contiguous()

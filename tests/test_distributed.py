@@ -76,6 +76,7 @@ def test_resuming_with_another_world_size_is_refused(reference, tmp_path):
     before = sha(run / 'tokenizer.safetensors')
     r = run_cli('train', run, *TINY, '--epochs', '4')                              # one process
     assert r.returncode == 2 and 'world_size: 2 in the directory, 1 requested' in r.stderr
+    assert 'it resumes only on 2 process(es); a run started with --micro-batches K resumes on any process count' in r.stderr
     assert sha(run / 'tokenizer.safetensors') == before
 
 
