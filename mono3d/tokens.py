@@ -130,8 +130,14 @@ def tokenize_dataset(config: TokenCacheConfig | dict | None = None, **overrides)
     want = read_dataset_config(data_dir)
     n = cfg.num_samples or src['num_samples']
     index = check_dataset(data_dir, want, n)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     identity = {**cfg.identity(), 'tokenizer_sha256': src['sha256'], 'dataset': want.to_dict(), 'data_fingerprint': index.fingerprint(n)}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        return _tokenize(cfg, src, index, identity, data_dir, n)
+    finally: torch.set_num_threads(threads)          # a caller (the prior's training) keeps its own thread count: its bits depend on it
+
+def _tokenize(cfg, src, index, identity, data_dir, n) -> dict:
     with Job(TOKENS, cfg.out_dir, cfg.job) as job:
         job.open({k: v for k, v in identity.items() if k != 'data_fingerprint'})
         done = _survey_tokens(job, index)

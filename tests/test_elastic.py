@@ -122,3 +122,28 @@ def test_what_cannot_give_the_same_weights_is_refused_naming_what_can(reference,
         r = run_cli('train', reference, *args, '--data-dir', data)
         assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
     assert _tree(reference) == before, 'a refusal changed the directory'
+
+
+PRIOR = ['--width', '32', '--depth', '2', '--heads', '2', '--context-frames', '4', '--micro-batches', '2', '--batch-size', '8',
+         '--warmup-steps', '5', '--decode-steps', '3', '--ckpt-every-steps', '5', '--val-every-steps', '15', '--steps', '30',
+         '--threads', '1', '--workers', '0', '--no-bar', '--progress-every', '0.1', '--heartbeat-every', '0.5']
+
+
+def test_the_prior_killed_at_2_processes_and_finished_at_1_ends_byte_identical(reference, tmp_path):
+    "The prior gets the property through the same core: its micro-batches are pure functions of (seed, step, part) too."
+    ref, run = tmp_path / 'ref', tmp_path / 'run'
+    r = run_cli('prior', ref, '--tokenizer-run', reference, *PRIOR)
+    assert r.returncode == 0, r.stderr[-2000:]
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'mono3d.prior', str(run),
+           '--tokenizer-run', str(reference), *PRIOR]
+    with open(tmp_path / 'w2.log', 'w') as log:
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        kill_after(p, run, 7, group=True)
+    subprocess.run(['pkill', '-9', '-f', f'mono3d.prior {run}'], capture_output=True)
+    at = committed(run)[-1]
+    r = run_cli('prior', run, '--tokenizer-run', reference, *PRIOR)
+    assert r.returncode == 0 and f'resuming {run} from step {at}' in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    assert sha(run / 'prior.safetensors') == sha(ref / 'prior.safetensors')
+    got, want = read_json(run / 'metrics.json'), read_json(ref / 'metrics.json')
+    assert got['final'] == want['final'] and got['history']['train_loss'] == want['history']['train_loss']
