@@ -18,6 +18,8 @@ Scenarios:
 - skew: a writer whose clock is an hour behind is shown RUNNING by `mono3d status`; once it stops writing, STALLED.
 - distributed: torchrun with 2 processes (gloo), SIGKILL of the launcher at a random moment, then resume with 2: the
   weights are byte-identical to an uninterrupted 2-process run.
+- elastic: `--micro-batches 4`, torchrun with 2 processes, SIGKILL at a random moment, then resume on 1 process: the
+  weights are byte-identical to an uninterrupted 1-process run.
 """
 import argparse, zlib, concurrent.futures as cf, hashlib, json, os, platform, random, shutil, signal, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -170,7 +172,24 @@ def distributed(work, ref, rng):
     assert sha(run / 'tokenizer.safetensors') == ref['distributed'], 'weights differ from the uninterrupted 2-process run'
 
 
-SCENARIOS = {f.__name__: f for f in (kill_train, kill_generate, sigterm_train, stall, corrupt, skew, distributed)}
+ELASTIC = ['--micro-batches', '4', '--batch-size', '2', '--crop-batch-size', '4']
+
+
+def elastic(work, ref, rng):
+    run, data = work / 'run', ref['data']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'mono3d.train', str(run), *TINY,
+           '--data-dir', str(data), *ELASTIC]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    time.sleep(rng.uniform(4.0, 14.0))
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    subprocess.run(['pkill', '-9', '-f', str(run)], capture_output=True)
+    time.sleep(0.5)
+    finish('train', run, *TINY, '--data-dir', data, *ELASTIC)
+    assert sha(run / 'tokenizer.safetensors') == ref['elastic'], 'weights differ from the uninterrupted 1-process run'
+
+
+SCENARIOS = {f.__name__: f for f in (kill_train, kill_generate, sigterm_train, stall, corrupt, skew, distributed, elastic)}
 
 
 def references(work: Path, names) -> dict:
@@ -188,6 +207,9 @@ def references(work: Path, names) -> dict:
                            capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
         assert r.returncode == 0, r.stderr[-2000:]
         ref['distributed'] = sha(work / 'ref_dist' / 'tokenizer.safetensors')
+    if 'elastic' in names:
+        finish('train', work / 'ref_elastic', *TINY, '--data-dir', ref['data'], *ELASTIC)
+        ref['elastic'] = sha(work / 'ref_elastic' / 'tokenizer.safetensors')
     return ref
 
 
