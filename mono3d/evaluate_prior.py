@@ -24,8 +24,8 @@ from .plots import plot_confusions, save_video_grid_gif
 
 # %% auto #0
 __all__ = ['EVALUATE_PRIOR', 'SETS', 'BETTER', 'ROWS', 'build_evaluate_prior_parser', 'main', 'count_objects', 'path_roughness',
-           'frechet_distance', 'features', 'principal_axes', 'measures', 'EvalPriorConfig', 'reference', 'sample_set',
-           'prediction', 'informative', 'targets', 'render_prior_report', 'evaluate_prior']
+           'frechet_distance', 'features', 'principal_axes', 'measures', 'EvalPriorConfig', 'decoded', 'reference',
+           'sample_set', 'prediction', 'informative', 'targets', 'render_prior_report', 'evaluate_prior']
 
 # %% ../nbs/18_evaluate_prior.ipynb #c008
 def count_objects(videos_u8, background, threshold: float = 0.15, min_pixels: int = 2) -> np.ndarray:
@@ -104,6 +104,8 @@ class EvalPriorConfig(Config):
     context_frames: int = param(8, 'frames of each real video the prediction sees', lo=1, limit=1024)
     classifier_videos: int = param(2000, 'real training videos the classifier learns from', lo=40, limit=10 ** 7)
     classifier_epochs: int = param(30, 'epochs of the classifier', lo=1, limit=100_000)
+    classifier_on: str = param('decoded', "what the classifier and the Frechet reference see: real videos 'decoded' from their codes by the "
+                               "tokenizer (the domain of every sampled video) or the real videos' 'pixels'", choices=('decoded', 'pixels'))
     seed: int = param(0, 'seed of the sampling, the controls and the classifier', lo=0, limit=SEED_MAX)
     threads: int = param(0, 'torch threads (0: all cores)', lo=0, limit=1024, identity=False)
     job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
@@ -125,35 +127,43 @@ def _open_prior(cfg: EvalPriorConfig) -> dict:
     return {'prior': prior, 'cache': cache, 'index': index, 'train_ids': tr, 'val_ids': va, 'dataset': read_dataset_config(tc['data_dir'])}
 
 # %% ../nbs/18_evaluate_prior.ipynb #c027
+def decoded(ctx: dict, videos_u8, tick=None) -> tuple[np.ndarray, np.ndarray]:
+    "Real uint8 videos `(n, T, H, W, 3)` as the prior sees them, decoded back from their codes; and the codes."
+    prior, out = ctx['prior'], []
+    codes = torch.cat([prior.encode(videos_u8[i:i + 64]) for i in range(0, len(videos_u8), 64)])
+    for i in range(0, len(codes), 64):
+        if tick is not None: tick()
+        out.append((prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1))
+    return torch.cat(out).numpy(), codes.numpy()
+
+def _seen(ctx: dict, cfg: EvalPriorConfig, videos_u8, tick=None) -> np.ndarray:
+    return decoded(ctx, videos_u8, tick)[0] if cfg.classifier_on == 'decoded' else videos_u8
+
+# %% ../nbs/18_evaluate_prior.ipynb #c029
 def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
-    "Train (or reload) the classifier on real videos; the real features, paths and floors."
+    "Train (or reload) the classifier on real (decoded) videos; the reference features, paths and floors."
     tr, va, index, n = ctx['train_ids'], ctx['val_ids'], ctx['index'], cfg.per_class * len(CLASSES)
     ids = tr[:cfg.classifier_videos]
-    f = kinematic_features(videos_by_shard(index, ids))
+    f = kinematic_features(_seen(ctx, cfg, videos_by_shard(index, ids), tick))
     labels = torch.as_tensor(ctx['cache'].labels[ids].astype(np.int64))
     torch.manual_seed(cfg.seed)                               # the head starts the same in a fresh and a resumed run
     head = FeatureHead(f, len(CLASSES))
     k = int(0.9 * len(ids))
     res = train_head(head, f, labels, np.arange(k), np.arange(k, len(ids)), np.arange(k, len(ids)), 'classify',
                      cfg.classifier_epochs, 64, 2e-3, cfg.seed, tick=tick)
-    real_a, real_b = videos_by_shard(index, va[:n]), videos_by_shard(index, tr[cfg.classifier_videos:cfg.classifier_videos + n])
-    fa = ((kinematic_features(real_a) - head.mean) / head.std).numpy()
+    ids_b = tr[cfg.classifier_videos:cfg.classifier_videos + n]
+    real_a, real_b = videos_by_shard(index, va[:n]), videos_by_shard(index, ids_b)
+    (seen_a, seen_b), (recon_b, codes_b) = (_seen(ctx, cfg, v, tick) for v in (real_a, real_b)), decoded(ctx, real_b, tick)
+    fa = ((kinematic_features(seen_a) - head.mean) / head.std).numpy()
     basis = principal_axes(fa)
     ref = {'head': head.eval(), 'basis': basis, 'features': fa @ basis, 'background': ctx['dataset'].background}
-    acc = balanced_accuracy(ctx['cache'].labels[va[:n]], predict(head, kinematic_features(real_a), np.arange(len(real_a))).argmax(1).numpy(), 4)
-    return ref, {'classifier_train_videos': len(ids), 'classifier_val_balanced_accuracy': res['val_balanced_accuracy'],
-                 'classifier_real_heldout_balanced_accuracy': acc, 'real_vs_real_frechet': frechet_distance(ref['features'], features(real_b, head, basis)),
-                 'real': measures(real_b, np.arange(len(real_b))[:, None], ctx['cache'].labels[tr[cfg.classifier_videos:cfg.classifier_videos + n]], ref),
-                 'reconstructions': _reconstructions(ctx, real_b, ctx['cache'].labels[tr[cfg.classifier_videos:cfg.classifier_videos + n]], ref)}
+    acc = balanced_accuracy(ctx['cache'].labels[va[:n]], predict(head, kinematic_features(seen_a), np.arange(len(seen_a))).argmax(1).numpy(), 4)
+    lb = ctx['cache'].labels[ids_b]
+    return ref, {'classifier_on': cfg.classifier_on, 'classifier_train_videos': len(ids), 'classifier_val_balanced_accuracy': res['val_balanced_accuracy'],
+                 'classifier_real_heldout_balanced_accuracy': acc, 'real_vs_real_frechet': frechet_distance(ref['features'], features(seen_b, head, basis)),
+                 'real': measures(real_b, np.arange(len(real_b))[:, None], lb, ref), 'reconstructions': measures(recon_b, codes_b, lb, ref)}
 
-def _reconstructions(ctx: dict, real, labels, ref: dict) -> dict:
-    "The measures of real videos decoded from the codes the prior models: what a perfect prior over them could reach."
-    tok = ctx['prior'].tokenizer
-    codes = ctx['prior'].encode(real)
-    videos = torch.cat([tok.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
-    return measures((videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels, ref)
-
-# %% ../nbs/18_evaluate_prior.ipynb #c030
+# %% ../nbs/18_evaluate_prior.ipynb #c032
 def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "`videos`, `codes` and `labels` of one set of sampled videos (`which` in SETS)."
     prior, g = ctx['prior'], torch.Generator().manual_seed(cfg.seed + SETS.index(which))
@@ -172,7 +182,7 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c033
+# %% ../nbs/18_evaluate_prior.ipynb #c035
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
     if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order, tick=tick)['videos']
@@ -196,7 +206,7 @@ def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
     p = psnr(videos_to_float(videos[:, k:]), videos_to_float(real[:, k:])).mean()
     return {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': float(p)}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c035
+# %% ../nbs/18_evaluate_prior.ipynb #c037
 def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
     k = cfg.context_frames
@@ -216,7 +226,7 @@ def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     out['constant_velocity'] = {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': None}
     return out
 
-# %% ../nbs/18_evaluate_prior.ipynb #c038
+# %% ../nbs/18_evaluate_prior.ipynb #c040
 BETTER = {'balanced_accuracy': 'high', 'one_object_share': 'high', 'frechet': 'low', 'path_roughness_px': 'low', 'distinct_grids': 'high'}
 
 def informative(trained: float, control: float, better: str, margin: float = 0.2) -> bool:
@@ -233,7 +243,7 @@ def targets(rep: dict) -> dict:
             'both controls clearly worse on every measure': all(informative(t[k], rep['sets'][c][k], b) for c in ('untrained', 'unigram')
                                                                for k, b in BETTER.items() if k != 'distinct_grids')}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c040
+# %% ../nbs/18_evaluate_prior.ipynb #c042
 ROWS = (('balanced_accuracy', 'class fidelity (balanced accuracy)', '{:.1%}'), ('one_object_share', 'frames with exactly one object', '{:.1%}'),
         ('no_object_share', 'frames with no object', '{:.1%}'), ('frechet', 'Frechet distance to real (features)', '{:.2f}'),
         ('path_roughness_px', 'path roughness (px, second differences)', '{:.2f}'), ('distinct_grids', 'distinct token grids', '{:.1%}'),
@@ -243,7 +253,8 @@ def render_prior_report(rep: dict) -> str:
     "The report as a Markdown page."
     r, s = rep['reference'], rep['sets']
     L = [f"# Evaluation of the prior {rep['prior_run']}", '',
-         f"Classifier (kinematic features, real videos only): {r['classifier_train_videos']} training videos, held-out real balanced accuracy "
+         f"Classifier (kinematic features of real videos{' decoded from their codes' if r.get('classifier_on') == 'decoded' else ''}): "
+         f"{r['classifier_train_videos']} training videos, held-out balanced accuracy "
          f"{100 * r['classifier_real_heldout_balanced_accuracy']:.1f}%. Real-vs-real Frechet floor {r['real_vs_real_frechet']:.2f}.", '',
          '| measure | trained prior | untrained (control) | unigram (control) | tokenizer reconstructions | real videos |', '|---|---|---|---|---|---|']
     for k, name, fmt in ROWS:
@@ -260,7 +271,7 @@ def render_prior_report(rep: dict) -> str:
     L += ['', '## Targets', ''] + [f"- {k}: {'met' if v else 'NOT met'}" for k, v in rep['targets'].items()]
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/18_evaluate_prior.ipynb #c044
+# %% ../nbs/18_evaluate_prior.ipynb #c046
 def _save_set(out: Path, which: str, s: dict) -> dict:
     with atomic_writer(out / f'samples_{which}.npz') as f: np.savez(f, **s)
     save_video_grid_gif(videos_to_float(s['videos'][::max(1, len(s['videos']) // 16)][:16]), out / f'samples_{which}.gif',
@@ -270,7 +281,7 @@ def _save_set(out: Path, which: str, s: dict) -> dict:
 def _measure_saved(out: Path, which: str, ref: dict) -> dict:
     with np.load(out / f'samples_{which}.npz') as z: return measures(z['videos'], z['codes'], z['labels'], ref)
 
-# %% ../nbs/18_evaluate_prior.ipynb #c047
+# %% ../nbs/18_evaluate_prior.ipynb #c049
 def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained prior (resumable); returns the report (also `out_dir/report.json` and `report.md`)."
     cfg = EvalPriorConfig.coerce(config, **overrides)
@@ -309,12 +320,12 @@ def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -
             f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
     return rep
 
-# %% ../nbs/18_evaluate_prior.ipynb #c050
+# %% ../nbs/18_evaluate_prior.ipynb #c052
 build_evaluate_prior_parser, main = job_main(
     'evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and prediction, beside an untrained '
     'and a unigram prior. Running it again resumes.', evaluate_prior, directory=lambda a: a.get('out_dir') or Path(a['prior_run']) / 'eval',
     positional=('prior_run',))
 
-# %% ../nbs/18_evaluate_prior.ipynb #c052
+# %% ../nbs/18_evaluate_prior.ipynb #c054
 #| eval: false
 if __name__ == '__main__': exit_with(main())

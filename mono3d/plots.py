@@ -13,7 +13,7 @@ from .config import ConfigError
 from .data import CLASSES, load_dataset, videos_to_float
 
 # %% auto #0
-__all__ = ['VALIDATION_PANELS', 'save_png', 'plot_loss_curve', 'plot_validation_curves', 'plot_reconstructions',
+__all__ = ['VALIDATION_PANELS', 'save_png', 'thumbnail', 'plot_loss_curve', 'plot_validation_curves', 'plot_reconstructions',
            'save_reconstruction_gif', 'save_video_grid_gif', 'preview_dataset', 'preview_main', 'plot_confusions',
            'plot_reconstructions_per_class', 'plot_forecasts', 'plot_axis_errors']
 
@@ -31,6 +31,14 @@ def save_png(fig, path, dpi: int = 100, **savefig) -> None:
 def _frame(v: torch.Tensor) -> np.ndarray: return v.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 # %% ../nbs/11_plots.ipynb #c009
+def thumbnail(path, width: int = 640) -> bytes:
+    "The PNG at `path` scaled down to at most `width` pixels across, as PNG bytes."
+    from PIL import Image
+    im = Image.open(path)
+    if im.width > width: im = im.resize((width, max(1, round(im.height * width / im.width))), Image.LANCZOS)
+    buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True); return buf.getvalue()
+
+# %% ../nbs/11_plots.ipynb #c012
 def plot_loss_curve(history: dict, path) -> None:
     "Training loss per step (and its running mean), held-out loss at each validation; PSNR against blank in the title."
     fig = _figure(figsize=(7, 3.5)); ax = fig.add_subplot(1, 1, 1)
@@ -46,7 +54,7 @@ def plot_loss_curve(history: dict, path) -> None:
                      else f"held-out loss {v['loss']:.4g} at step {v['step']}", fontsize=9)
     fig.tight_layout(); save_png(fig, path)
 
-# %% ../nbs/11_plots.ipynb #c012
+# %% ../nbs/11_plots.ipynb #c015
 VALIDATION_PANELS = (
     ('held-out PSNR (dB)', 1, (('psnr', 'reconstruction'), ('blank_psnr', 'blank frame'), ('fg_psnr', 'object pixels'))),
     ('SSIM', 1, (('ssim', 'reconstruction'),)),
@@ -70,7 +78,7 @@ def plot_validation_curves(history: dict, path) -> bool:
     fig.tight_layout(); save_png(fig, path)
     return True
 
-# %% ../nbs/11_plots.ipynb #c014
+# %% ../nbs/11_plots.ipynb #c017
 def _grid(rows: list, t: int, scale: int, gap: int = 2) -> np.ndarray:
     "Frame `t` of every video of every row, side by side: uint8 `(H', W', 3)`, each video upscaled `scale` times (nearest)."
     H, W = rows[0][0].shape[-2:]
@@ -94,7 +102,7 @@ def plot_reconstructions(original, recon, path, frames=(0, 5, 10, 15)) -> None:
     axs[0].set_title(f'{n} held-out videos, frames {", ".join(map(str, frames))} of each', fontsize=7)
     fig.tight_layout(); save_png(fig, path)
 
-# %% ../nbs/11_plots.ipynb #c017
+# %% ../nbs/11_plots.ipynb #c020
 def _write_gif(rows: list, titles: list | None, caption: str, path, fps: int, scale: int) -> Path:
     "An animated GIF of rows of videos `(3, T, H, W)`, a title above each video of each row (`titles[r][i]`), a caption below."
     from PIL import Image, ImageDraw
@@ -122,7 +130,7 @@ def save_reconstruction_gif(original, recon=None, path='recon.gif', fps: int = 4
     return _write_gif(rows, None if titles is None else [list(titles[:n])] + ([[''] * n] if recon is not None else []),
                       'top: original, bottom: reconstruction' if recon is not None else '', path, fps, scale)
 
-# %% ../nbs/11_plots.ipynb #c020
+# %% ../nbs/11_plots.ipynb #c023
 def save_video_grid_gif(videos, path, titles=None, columns: int = 8, fps: int = 4, scale: int = 2) -> Path:
     "An animated GIF of videos `(n, 3, T, H, W)` in rows of `columns`, each under its title."
     n = len(videos)
@@ -130,7 +138,7 @@ def save_video_grid_gif(videos, path, titles=None, columns: int = 8, fps: int = 
     names = None if titles is None else [[titles[i] for i in range(r, min(n, r + columns))] for r in range(0, n, columns)]
     return _write_gif(rows, names, '', path, fps, scale)
 
-# %% ../nbs/11_plots.ipynb #c023
+# %% ../nbs/11_plots.ipynb #c026
 def preview_dataset(data_dir, out=None, per_class: int = 1) -> Path:
     "An animated GIF of the first `per_class` videos of every class of a dataset (default: `DATA_DIR/preview.gif`)."
     ds = load_dataset(data_dir, verify=False)
@@ -153,7 +161,7 @@ def preview_main(argv=None) -> int:
         print(f'[preview] wrote {preview_dataset(a.data_dir, a.out, a.per_class)}', flush=True)
     return run_as_command('preview', run)
 
-# %% ../nbs/11_plots.ipynb #c026
+# %% ../nbs/11_plots.ipynb #c029
 def plot_confusions(cls: dict, path) -> None:
     fig = _figure(figsize=(3.2 * len(cls), 3.2)); axes = fig.subplots(1, len(cls))
     for ax, (k, m) in zip(np.atleast_1d(axes), cls.items()):
@@ -161,9 +169,9 @@ def plot_confusions(cls: dict, path) -> None:
         for (i, j), v in np.ndenumerate(cm): ax.text(j, i, str(v), ha='center', va='center', fontsize=8)
         ax.set_xticks(range(4), [c[:4] for c in CLASSES], fontsize=7); ax.set_yticks(range(4), [c[:4] for c in CLASSES], fontsize=7)
         ax.set_title(f"{k}: {100 * m['balanced_accuracy']:.1f}%", fontsize=9); ax.set_xlabel('predicted', fontsize=7)
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c028
+# %% ../nbs/11_plots.ipynb #c031
 def plot_reconstructions_per_class(x, rec, path) -> None:
     "One original row and one reconstruction row per class, 4 frames each."
     T = x.shape[2]; frames = sorted({0, T // 3, 2 * T // 3, T - 1})
@@ -173,7 +181,7 @@ def plot_reconstructions_per_class(x, rec, path) -> None:
             for r, v in enumerate((x, rec)):
                 ax = axes[2 * i + r, j]; ax.imshow(v[i, :, t].clamp(0, 1).permute(1, 2, 0).numpy()); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_ylabel(f"{CLASSES[i][:4]} {'orig' if r == 0 else 'recon'}", fontsize=7)
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, bbox_inches='tight')
 
 def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
     "3D plots (camera axes) of one test video per class: observed, true future, and each forecast."
@@ -186,9 +194,9 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
         for (name, p), st in zip(preds.items(), ('r.-', 'b.--')): ax.plot(*np.concatenate([pos[i, k - 1:k], p[i]]).T, st, label=name)
         ax.set_title(CLASSES[c], fontsize=9); ax.tick_params(labelsize=6)
     fig.axes[0].legend(fontsize=6, loc='upper left')
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c031
+# %% ../nbs/11_plots.ipynb #c034
 def plot_axis_errors(sections: dict, path) -> None:
     "`sections`: {title: {model: [x, y, depth] mean absolute errors}} → one grouped bar chart per section."
     fig = _figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))
@@ -198,4 +206,4 @@ def plot_axis_errors(sections: dict, path) -> None:
             ax.bar(np.arange(3) + (i - (len(models) - 1) / 2) * w, err, w, label=name)
         ax.set_xticks(range(3), ['x', 'y', 'depth'], fontsize=8); ax.set_title(title, fontsize=9)
         ax.set_ylabel('mean absolute error (scene units)', fontsize=7); ax.tick_params(labelsize=7); ax.legend(fontsize=6)
-    save_png(fig, path, dpi=60, bbox_inches='tight')
+    save_png(fig, path, bbox_inches='tight')

@@ -9,7 +9,7 @@ from pathlib import Path
 from .progress import format_duration, format_rate
 
 # %% auto #0
-__all__ = ['STATUS_HTML', 'PAGE_IMAGES_MAX_BYTES', 'metric_text', 'render_status_html']
+__all__ = ['STATUS_HTML', 'PAGE_IMAGES_MAX_BYTES', 'metric_text', 'markdown_html', 'render_status_html']
 
 # %% ../nbs/04_status_page.ipynb #c006
 STATUS_HTML = 'status.html'
@@ -25,7 +25,8 @@ main{max-width:980px;margin:0 auto;padding:16px}h1{font-size:1.3rem;margin:.2rem
 .COMPLETE~.bar .fill{background:var(--ok)}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.5rem 0}
 dt{color:var(--mut)}dd{margin:0;word-break:break-word}table{border-collapse:collapse;margin:.5rem 0}td{padding:.1rem .8rem .1rem 0}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #e5e5ea;border-radius:4px;background:#fff}
-figcaption{color:var(--mut);font-size:.85rem}pre.report{overflow-x:auto;font-size:.8rem;background:#fff;border:1px solid #e5e5ea;padding:.5rem}@media (max-width:600px){body{font-size:14px}main{padding:10px}}
+figcaption{color:var(--mut);font-size:.85rem}.wide{overflow-x:auto}table.md{font-size:.85rem;background:#fff}
+table.md th,table.md td{border:1px solid #e5e5ea;padding:.15rem .5rem;text-align:left}table.md th{background:#f0f0f3}@media (max-width:600px){body{font-size:14px}main{padding:10px}}
 """
 
 _JS = """
@@ -82,18 +83,48 @@ def metric_text(key: str, v) -> str:
     if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
     k = key.lower()
     if k.endswith(('psnr', 'psnr_over_blank')): return f'{v:+.2f} dB' if 'over' in k else f'{v:.2f} dB'
-    if any(w in k for w in ('usage', 'accuracy', 'share')): return f'{100 * v:.1f}%'
+    if any(w in k for w in ('usage', 'accuracy', 'share')) or k.endswith(('_acc', '_right')): return f'{100 * v:.1f}%'
     if k.endswith('_px'): return f'{v:.2f} px'
     if k == 'lr': return f'{v:.2e}'
     if 'ssim' in k: return f'{v:.4f}'
     return f'{v:.4g}' if isinstance(v, float) else f'{v:,}'
 
 def _report(directory) -> str:
-    "The report.md of an evaluation's directory, as preformatted text (its tables read as they are)."
+    "The report.md of an evaluation's directory as HTML: its headings, tables, lists and paragraphs (all text escaped)."
     p = Path(directory) / 'report.md' if directory is not None else None
     try: text = p.read_text()[:200_000] if p is not None and p.is_file() else ''
     except OSError: text = ''
-    return f'<h2>Report</h2><pre class="report">{_e(text)}</pre>' if text else ''
+    return f'<section class="report">{markdown_html(text)}</section>' if text else ''
+
+def _inline(t: str) -> str:
+    "Escaped text with `code` and **bold** spans."
+    out = _e(t)
+    for mark, tag in (('`', 'code'), ('**', 'b')):
+        parts = out.split(mark)
+        out = ''.join(f'<{tag}>{x}</{tag}>' if i % 2 else x for i, x in enumerate(parts)) if len(parts) % 2 else out
+    return out
+
+def markdown_html(text: str) -> str:
+    "The Markdown the reports use (headings, pipe tables, `-` lists, paragraphs) as HTML; anything else is a paragraph."
+    html_, block = [], []
+    def flush():
+        if not block: return
+        if all(l.startswith('|') for l in block):
+            rows = [[c.strip() for c in l.strip().strip('|').split('|')] for l in block if not set(l) <= set('|-: ')]
+            head, body = rows[0], rows[1:]
+            html_.append('<div class="wide"><table class="md"><tr>' + ''.join(f'<th>{_inline(c)}</th>' for c in head) + '</tr>'
+                         + ''.join('<tr>' + ''.join(f'<td>{_inline(c)}</td>' for c in r) + '</tr>' for r in body) + '</table></div>')
+        elif all(l.startswith('- ') for l in block): html_.append('<ul>' + ''.join(f'<li>{_inline(l[2:])}</li>' for l in block) + '</ul>')
+        else: html_.append(f'<p>{_inline(" ".join(block))}</p>')
+        block.clear()
+    for line in text.splitlines():
+        if line.startswith('#'):
+            flush(); n = min(len(line) - len(line.lstrip('#')), 4)
+            html_.append(f'<h{n + 1}>{_inline(line.lstrip("#").strip())}</h{n + 1}>')
+        elif not line.strip(): flush()
+        else: block.append(line.rstrip())
+    flush()
+    return ''.join(html_)
 
 def _figures(directory) -> str:
     "The PNG plots and GIF animations of `directory` as HTML figures."
@@ -127,7 +158,7 @@ def render_status_html(s: dict, directory=None) -> str:
 <div class="bar"><div class="fill" style="width:{min(max(pct, 0), 100):.1f}%"></div></div>
 <dl>{''.join(f'<dt>{k}</dt><dd id="{k.lower().replace(" ", "-")}">{v}</dd>' for k, v in rows)}</dl>
 {f'<h2>Metrics</h2><table>{metrics}</table>' if metrics else ''}
-{figs}
 {_report(directory)}
+{figs}
 </main><script>{_JS}</script></body></html>
 """
