@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #c003
 from __future__ import annotations
-import functools, hashlib, io, itertools, json, math, os, sys, time, zipfile
+import functools, hashlib, io, itertools, json, math, os, time, zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path

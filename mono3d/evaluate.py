@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_evaluate.ipynb #c003
 from __future__ import annotations
-import copy, json, math, os, sys
+import copy, json, math, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_prior.ipynb #c003
 from __future__ import annotations
-import json, math, sys
+import json, math
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_tokens.ipynb #c003
 from __future__ import annotations
-import json, os, sys
+import json, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,6 @@
 
 # %% ../nbs/13_train.ipynb #c003
 from __future__ import annotations
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
