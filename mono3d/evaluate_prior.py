@@ -139,7 +139,7 @@ def decoded(ctx: dict, videos_u8, tick=None) -> tuple[np.ndarray, np.ndarray]:
 def _seen(ctx: dict, cfg: EvalPriorConfig, videos_u8, tick=None) -> np.ndarray:
     return decoded(ctx, videos_u8, tick)[0] if cfg.classifier_on == 'decoded' else videos_u8
 
-# %% ../nbs/18_evaluate_prior.ipynb #c029
+# %% ../nbs/18_evaluate_prior.ipynb #c030
 def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
     "Train (or reload) the classifier on real (decoded) videos; the reference features, paths and floors."
     tr, va, index, n = ctx['train_ids'], ctx['val_ids'], ctx['index'], cfg.per_class * len(CLASSES)
@@ -163,7 +163,7 @@ def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
                  'classifier_real_heldout_balanced_accuracy': acc, 'real_vs_real_frechet': frechet_distance(ref['features'], features(seen_b, head, basis)),
                  'real': measures(real_b, np.arange(len(real_b))[:, None], lb, ref), 'reconstructions': measures(recon_b, codes_b, lb, ref)}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c032
+# %% ../nbs/18_evaluate_prior.ipynb #c033
 def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "`videos`, `codes` and `labels` of one set of sampled videos (`which` in SETS)."
     prior, g = ctx['prior'], torch.Generator().manual_seed(cfg.seed + SETS.index(which))
@@ -182,7 +182,7 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c035
+# %% ../nbs/18_evaluate_prior.ipynb #c036
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
     if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order, tick=tick)['videos']
@@ -206,7 +206,7 @@ def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
     p = psnr(videos_to_float(videos[:, k:]), videos_to_float(real[:, k:])).mean()
     return {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': float(p)}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c037
+# %% ../nbs/18_evaluate_prior.ipynb #c038
 def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
     k = cfg.context_frames
@@ -226,7 +226,7 @@ def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     out['constant_velocity'] = {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': None}
     return out
 
-# %% ../nbs/18_evaluate_prior.ipynb #c040
+# %% ../nbs/18_evaluate_prior.ipynb #c041
 BETTER = {'balanced_accuracy': 'high', 'one_object_share': 'high', 'frechet': 'low', 'path_roughness_px': 'low', 'distinct_grids': 'high'}
 
 def informative(trained: float, control: float, better: str, margin: float = 0.2) -> bool:
@@ -243,7 +243,7 @@ def targets(rep: dict) -> dict:
             'both controls clearly worse on every measure': all(informative(t[k], rep['sets'][c][k], b) for c in ('untrained', 'unigram')
                                                                for k, b in BETTER.items() if k != 'distinct_grids')}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c042
+# %% ../nbs/18_evaluate_prior.ipynb #c043
 ROWS = (('balanced_accuracy', 'class fidelity (balanced accuracy)', '{:.1%}'), ('one_object_share', 'frames with exactly one object', '{:.1%}'),
         ('no_object_share', 'frames with no object', '{:.1%}'), ('frechet', 'Frechet distance to real (features)', '{:.2f}'),
         ('path_roughness_px', 'path roughness (px, second differences)', '{:.2f}'), ('distinct_grids', 'distinct token grids', '{:.1%}'),
@@ -271,7 +271,7 @@ def render_prior_report(rep: dict) -> str:
     L += ['', '## Targets', ''] + [f"- {k}: {'met' if v else 'NOT met'}" for k, v in rep['targets'].items()]
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/18_evaluate_prior.ipynb #c046
+# %% ../nbs/18_evaluate_prior.ipynb #c047
 def _save_set(out: Path, which: str, s: dict) -> dict:
     with atomic_writer(out / f'samples_{which}.npz') as f: np.savez(f, **s)
     save_video_grid_gif(videos_to_float(s['videos'][::max(1, len(s['videos']) // 16)][:16]), out / f'samples_{which}.gif',
@@ -281,7 +281,7 @@ def _save_set(out: Path, which: str, s: dict) -> dict:
 def _measure_saved(out: Path, which: str, ref: dict) -> dict:
     with np.load(out / f'samples_{which}.npz') as z: return measures(z['videos'], z['codes'], z['labels'], ref)
 
-# %% ../nbs/18_evaluate_prior.ipynb #c049
+# %% ../nbs/18_evaluate_prior.ipynb #c050
 def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained prior (resumable); returns the report (also `out_dir/report.json` and `report.md`)."
     cfg = EvalPriorConfig.coerce(config, **overrides)
@@ -320,12 +320,12 @@ def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -
             f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
     return rep
 
-# %% ../nbs/18_evaluate_prior.ipynb #c052
+# %% ../nbs/18_evaluate_prior.ipynb #c053
 build_evaluate_prior_parser, main = job_main(
     'evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and prediction, beside an untrained '
     'and a unigram prior. Running it again resumes.', evaluate_prior, directory=lambda a: a.get('out_dir') or Path(a['prior_run']) / 'eval',
     positional=('prior_run',))
 
-# %% ../nbs/18_evaluate_prior.ipynb #c054
+# %% ../nbs/18_evaluate_prior.ipynb #c055
 #| eval: false
 if __name__ == '__main__': exit_with(main())

@@ -629,7 +629,7 @@ def micro_gradients(self: Trainer, batch) -> tuple[torch.Tensor, list[str], torc
         values.append([float(parts[k]) for k in keys])
     return torch.stack(flats), keys, torch.tensor(values, dtype=torch.float64, device=self.device)
 
-# %% ../nbs/12_loop.ipynb #c081
+# %% ../nbs/12_loop.ipynb #c082
 @patch
 def micro_step(self: Trainer, batch) -> dict:
     "One optimisation step over this process's micro-batches of `batch`, the gradients combined as `grad_order` says."
@@ -649,7 +649,7 @@ def micro_step(self: Trainer, batch) -> dict:
     st.optimizer.step()
     return {**means, 'lr': lr, 'grad_norm': float(gn)}
 
-# %% ../nbs/12_loop.ipynb #c085
+# %% ../nbs/12_loop.ipynb #c086
 @patch
 def due(self: Trainer) -> list[str]:
     "What is due after the step just taken: `'validate'` and/or `'checkpoint'`."
@@ -676,7 +676,7 @@ def after_step(self: Trainer) -> None:
         if not stop.requested: stop.request()
         raise StopRequested(stop.signum)
 
-# %% ../nbs/12_loop.ipynb #c088
+# %% ../nbs/12_loop.ipynb #c089
 @patch
 def validate(self: Trainer) -> dict | None:
     "The task's held-out measures of this step (history, best, loss curve); None when a stop interrupted them."
@@ -707,7 +707,7 @@ def checkpoint(self: Trainer, rng: dict | None = None) -> str:
     self.job.progress.update(last_checkpoint=name)
     return name
 
-# %% ../nbs/12_loop.ipynb #c091
+# %% ../nbs/12_loop.ipynb #c092
 @patch
 def fix_plan(self: Trainer) -> None:
     "With `minutes`: size the plan from the steps measured so far and a timed full-size step, and record it."
@@ -736,7 +736,7 @@ def time_full_step(self: Trainer) -> float:
     t = time.perf_counter(); optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
     return (time.perf_counter() - t) * len(self.mine)              # one micro-batch, timed; a step takes this process's share
 
-# %% ../nbs/12_loop.ipynb #c095
+# %% ../nbs/12_loop.ipynb #c096
 @patch
 def finish(self: Trainer) -> dict:
     "The final validation, the weights, `metrics.json`; rank 0's final metrics on every rank."
@@ -771,7 +771,7 @@ def finished(self: Trainer) -> dict | None:
     m = json.loads(m.read_text())
     return m['final'] if m.get('steps') == self.step and self.task.saved() else None
 
-# %% ../nbs/12_loop.ipynb #c098
+# %% ../nbs/12_loop.ipynb #c099
 @patch
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."
@@ -804,7 +804,7 @@ def where(self: Trainer) -> str:
     return ('; ' + (f'{p.world} processes ({p.backend}), ' if p.distributed else '') + f'device {self.device}, {self.precision}'
             + (', channels_last_3d' if self.cfg.job.channels_last else '') + (', compiled' if self.cfg.job.compile else ''))
 
-# %% ../nbs/12_loop.ipynb #c101
+# %% ../nbs/12_loop.ipynb #c102
 def train(task: Task, restart: bool = False) -> dict:
     "Train (or resume, or extend) `task`'s run; returns the final held-out metrics."
     cfg, proc = task.cfg, task.proc

@@ -89,6 +89,7 @@ def metric_text(key: str, v) -> str:
     if 'ssim' in k: return f'{v:.4f}'
     return f'{v:.4g}' if isinstance(v, float) else f'{v:,}'
 
+# %% ../nbs/04_status_page.ipynb #c018
 def _report(directory) -> str:
     "The report.md of an evaluation's directory as HTML: its headings, tables, lists and paragraphs (all text escaped)."
     p = Path(directory) / 'report.md' if directory is not None else None
@@ -126,6 +127,7 @@ def markdown_html(text: str) -> str:
     flush()
     return ''.join(html_)
 
+# %% ../nbs/04_status_page.ipynb #c021
 def _figures(directory) -> str:
     "The PNG plots and GIF animations of `directory` as HTML figures."
     figs = []
@@ -137,7 +139,7 @@ def _figures(directory) -> str:
         figs.append(f'<figure><img src="{src}" alt="{_e(p.name)}"><figcaption>{_e(p.name)}</figcaption></figure>')
     return ''.join(figs)
 
-# %% ../nbs/04_status_page.ipynb #c019
+# %% ../nbs/04_status_page.ipynb #c024
 def render_status_html(s: dict, directory=None) -> str:
     "The status page for a `progress.json` state; the PNG plots and GIF animations in `directory` are inlined."
     e = _e

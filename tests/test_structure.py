@@ -89,7 +89,7 @@ FLAGS = {
     'TrainConfig': ['run_dir', 'seed', 'frames', 'image_size', 'cameras', 'data_seed', 'noise', 'rotate', 'background', 'data_dir',
                     'num_samples', 'val_samples', 'channels', 'channel_mults', 'res_blocks', 'stem_patch', 'spatial_downsample',
                     'temporal_downsample', 'quantizer', 'levels', 'lfq_bits', 'entropy_weight', 'norm_groups', 'epochs', 'steps', 'minutes',
-                    'batch_size', 'lr', 'warmup_steps', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema', 'fg_weight', 'crop_size',
+                    'batch_size', 'lr', 'warmup_steps', 'min_lr_ratio', 'weight_decay', 'grad_clip', 'ema', 'micro_batches', 'grad_order', 'fg_weight', 'crop_size',
                     'crop_frames', 'crop_batch_size', 'full_size_fraction', 'progress_every', 'heartbeat_every', 'hung_after', 'publish_to',
                     'bar', 'quiet', 'ckpt_every_steps', 'ckpt_every_minutes', 'keep_last', 'val_every_steps', 'print_every', 'threads',
                     'workers', 'device', 'precision', 'channels_last', 'compile', 'production', 'prelaunch_tests', 'log_to', 'wandb_project'],
