@@ -14,7 +14,7 @@ TINY = ['--num-samples', '96', '--val-samples', '16', '--frames', '8', '--image-
         '--channel-mults', '1,2,2', '--crop-size', '16', '--crop-frames', '4', '--micro-batches', '4', '--crop-batch-size', '4',
         '--batch-size', '2', '--full-size-fraction', '0.25', '--epochs', '8', '--warmup-steps', '4', '--ckpt-every-steps', '5',
         '--val-every-steps', '12', '--print-every', '5', '--progress-every', '0.1', '--heartbeat-every', '0.5', '--threads', '1',
-        '--no-bar']
+        '--ema', '0.9', '--no-bar']
 
 
 def torchrun(run_dir, nproc, *extra):
@@ -98,6 +98,26 @@ def test_killed_at_2_resumed_at_1_killed_finished_at_4_processes_ends_byte_ident
     for k, v in b['model'].items(): assert torch.equal(a['model'][k], v), k
     for i, s in b['optimizer']['state'].items():
         for k, v in s.items(): assert torch.equal(a['optimizer']['state'][i][k], v), (i, k)
+
+
+def test_a_minutes_plan_measured_on_2_processes_is_kept_on_1(data, tmp_path):
+    "The plan a --minutes run measured (at 2 processes) is the plan of the resume (at 1): the run is the --steps N run of it."
+    run, ref = tmp_path / 'run', tmp_path / 'ref'
+    i = TINY.index('--epochs'); untimed = TINY[:i] + TINY[i + 2:]
+    timed = untimed + ['--minutes', '0.25']
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'mono3d.train', str(run), *timed,
+           '--data-dir', str(data)]
+    with open(tmp_path / 'w2.log', 'w') as log:
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        kill_after(p, run, 6, group=True)
+    plan = read_json(run / 'run.json')['plan']
+    r = run_cli('train', run, *timed, '--data-dir', data)
+    assert r.returncode == 0 and 'resuming' in r.stdout + r.stderr, r.stderr[-2000:]
+    r = run_cli('train', ref, *untimed, '--steps', plan['total'], '--data-dir', data)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_json(run / 'metrics.json')['steps'] == plan['total']
+    assert sha(run / 'tokenizer.safetensors') == sha(ref / 'tokenizer.safetensors')
 
 
 def _tree(d):
