@@ -32,11 +32,11 @@ def _frame(v: torch.Tensor) -> np.ndarray: return v.detach().float().clamp(0, 1)
 
 # %% ../nbs/11_plots.ipynb #c009
 def thumbnail(path, width: int = 640) -> bytes:
-    "The PNG at `path` scaled down to at most `width` pixels across, as PNG bytes."
+    "The PNG at `path` scaled down to at most `width` pixels across, in 256 colours, as PNG bytes."
     from PIL import Image
-    im = Image.open(path)
+    im = Image.open(path).convert('RGB')
     if im.width > width: im = im.resize((width, max(1, round(im.height * width / im.width))), Image.LANCZOS)
-    buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True); return buf.getvalue()
+    buf = io.BytesIO(); im.quantize(colors=256).save(buf, format='PNG', optimize=True); return buf.getvalue()
 
 # %% ../nbs/11_plots.ipynb #c012
 def plot_loss_curve(history: dict, path) -> None:

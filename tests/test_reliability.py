@@ -148,7 +148,7 @@ def test_a_zombie_writers_temporary_is_removed(tmp_path):
     (['--levels', '100000,100000,100000'], 'make a codebook of 1,000,000,000,000,000 codes'),
     (['--channels', '1024', '--channel-mults', '1,8,16', '--res-blocks', '16'], 'would not fit in this machine'),
     (['--batch-size', '100000'], 'batch_size must be an integer in [1, 65536], got 100000'),
-    (['--batch-size', '90'], 'batch_size=90 and crop_batch_size=16 need at least 90 training videos per process, but there are 80'),
+    (['--batch-size', '90'], 'batch_size=90 and crop_batch_size=16 need at least 90 training videos per micro-batch, but there are 80'),
     (['--data-dir', '/nonexistent/data'], "'/nonexistent/data' is not a directory"),
     (['--log-to', 'nosuchtracker'], "invalid choice: 'nosuchtracker'"),
     (['--publish-to', 'nosuchscheme://bucket/run'], "publish_to has an unknown scheme 'nosuchscheme'"),

@@ -323,7 +323,8 @@ def test_papermill_runner_trains_resumes_and_rejects_bad_parameters(tmp_path):
 def test_papermill_parameters_are_exactly_the_config_fields():
     "The runners' parameters cell names every flat config field (as None: the config's default) and nothing else."
     from mono3d.evaluate import EvalConfig
-    for nb, cls in (('train.ipynb', TrainConfig), ('evaluate_run.ipynb', EvalConfig)):
+    from mono3d.prior import PriorConfig
+    for nb, cls in (('train.ipynb', TrainConfig), ('evaluate_run.ipynb', EvalConfig), ('prior.ipynb', PriorConfig)):
         cells = json.loads((ROOT / 'nbs' / nb).read_text())['cells']
         params = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
         assert len(params) == 1, nb
