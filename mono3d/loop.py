@@ -17,7 +17,7 @@ from .store import ManifestStore, atomic_write, utc_now
 from .progress import StopRequested, say, format_duration
 from .publish import public
 from .job import Job, JobConfig, JobSpec, Processes, identity_diff
-from .recipe import OptimConfig, PlanShape, TrainingPlan, WeightAverage, optimisation_step, warmup_cosine
+from .recipe import OptimConfig, PlanShape, TrainingPlan, WeightAverage, apply_gradients, optimisation_step, warmup_cosine
 from .stream import StepLoader
 from .plots import plot_loss_curve, plot_validation_curves
 
@@ -643,11 +643,7 @@ def micro_step(self: Trainer, batch) -> dict:
     grads /= k
     params, at = [p for p in st.model.parameters() if p.requires_grad], 0
     for p in params: p.grad = torch.empty_like(p).copy_(grads[at:at + p.numel()].view(p.shape)); at += p.numel()
-    gn = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-    if not torch.isfinite(gn): raise FloatingPointError(f'non-finite gradient norm ({float(gn)})')
-    lr = st.optimizer.param_groups[0]['lr']
-    st.optimizer.step()
-    return {**means, 'lr': lr, 'grad_norm': float(gn)}
+    return {**means, **apply_gradients(params, st.optimizer, o.grad_clip)}
 
 # %% ../nbs/12_loop.ipynb #c086
 @patch

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['OptimConfig', 'RecipeConfig', 'PlanShape', 'TrainingPlan', 'object_crops', 'object_clips', 'warmup_cosine',
-           'optimisation_step', 'tokenizer_loss', 'tokenizer_step', 'WeightAverage']
+           'optimisation_step', 'apply_gradients', 'tokenizer_loss', 'tokenizer_step', 'WeightAverage']
 
 # %% ../nbs/08_recipe.ipynb #c006
 @dataclass(frozen=True)
@@ -158,11 +158,15 @@ def optimisation_step(loss_of, params, optimizer, clip_grad: float = 1.0, check_
     if check_loss_first and not math.isfinite(parts['loss']): raise FloatingPointError(f'non-finite loss ({parts["loss"]})')
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    return {**parts, **apply_gradients(params, optimizer, clip_grad)}
+
+def apply_gradients(params, optimizer, clip_grad: float = 1.0) -> dict:
+    "Clip the gradients in `.grad`, refuse non-finite ones (`FloatingPointError`, the weights untouched), take the step."
     gn = torch.nn.utils.clip_grad_norm_(params, clip_grad)
     if not torch.isfinite(gn): raise FloatingPointError(f'non-finite gradient norm ({float(gn)})')
     lr = optimizer.param_groups[0]['lr']
     optimizer.step()   # only reached with finite loss and gradients: a failed step leaves the model as it was
-    return {**parts, 'lr': lr, 'grad_norm': float(gn)}
+    return {'lr': lr, 'grad_norm': float(gn)}
 
 def tokenizer_loss(model, loss_fn, video, autocast: torch.dtype | None = None):
     "`(loss, parts)` of a tokenizer on `video`: the forward in `autocast` precision when given, the loss always in float32."
