@@ -4,6 +4,7 @@
     python bench/prior.py sampling PRIOR_RUN [--threads 2] [--per-class 16] [--checkpoint runs/prior/step_N.pt]
                                                                  # videos/s and quality against decode steps, guidance, temperature
     python bench/prior.py background TOKENIZER_RUN               # what canonical background codes cost the reconstruction
+    python bench/prior.py predictability PRIOR_RUN [PRIOR_RUN ..]  # how well the prior predicts a masked token, by region
 
 `steps` times a training step (forward, masked-token loss, backward, AdamW) of the masked-token transformer for
 several widths, depths and token groups, on random codes of the default tokenizer's grid (8x16x16 tokens, FSQ
@@ -110,10 +111,45 @@ def background(a):
     print(f'tokens kept from the encoder (near the object): {100 * float(object_token_mask(v, bg, tok.factors).float().mean()):.1f}%')
 
 
+def predictability(a):
+    """How often a trained prior gets a masked token exactly right (all digits) and per digit, on 64 held-out videos, for
+    masked shares 5%, 50% and 90% (every other token shown), apart for the tokens the object covers, the ring of encoder
+    codes kept around it, and the background (the blank video's codes). Beside: the tokenizer's codebook and its
+    perplexity on the object, from its own run."""
+    from mono3d.prior import Prior
+    from mono3d.maskgit import code_digits
+    from mono3d.tokens import object_token_mask
+    from mono3d.data import ShardIndex, videos_by_shard, sample_labels, read_dataset_config
+    from mono3d.train import split_ids
+    print('| prior run | codebook | object perplexity (tokenizer) | masked | background token / digit | object token / digit | ring token / digit |\n'
+          '|---|---|---|---|---|---|---|')
+    for run in [a.prior_run, *a.more]:
+        prior = Prior.load(run); m = prior.model
+        rec = json.loads((Path(prior.info['tokenizer_run']) / 'run.json').read_text())
+        d = rec['config']['data']
+        v = videos_by_shard(ShardIndex(rec['data_dir']), split_ids(d['num_samples'], d['val_samples'])[1][:64])
+        codes = prior.encode(v)
+        ids = split_ids(d['num_samples'], d['val_samples'])[1][:64]
+        labels = torch.as_tensor(sample_labels(read_dataset_config(rec['data_dir']).seed, ids), dtype=torch.long)
+        cp, ep = m.to_positions(codes), m.to_positions(prior.first('object-first')[None]).expand(len(v), -1, -1)
+        core = m.to_positions(object_token_mask(v, prior.info['background_rgb'], prior.tokenizer.factors, dilate=0).long()) > 0
+        regions = (~(cp != ep), core, (cp != ep) & ~core)
+        metrics = json.loads((Path(prior.info['tokenizer_run']) / 'metrics.json').read_text())['final']
+        g = torch.Generator().manual_seed(0)
+        for share in (0.05, 0.5, 0.9):
+            masked = torch.rand(cp.shape, generator=g) < share
+            with torch.no_grad(): logits = m(codes, masked, labels)
+            digits = code_digits(cp, m.levels)
+            right = torch.stack([p.argmax(-1) == digits[..., c] for c, p in enumerate(torch.split(logits, list(m.levels), -1))], -1)
+            cells = [f'{100 * right.all(-1)[masked & r].float().mean():.1f}% / {100 * right[masked & r].float().mean():.1f}%' for r in regions]
+            print(f"| {run} | {prior.tokenizer.codebook_size} | {metrics['object_perplexity']:.0f} | {100 * share:.0f}% | {' | '.join(cells)} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('what', choices=('steps', 'sampling', 'background'))
+    ap.add_argument('what', choices=('steps', 'sampling', 'background', 'predictability'))
     ap.add_argument('prior_run', nargs='?')
+    ap.add_argument('more', nargs='*', help='predictability: more prior runs')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--repeat', type=int, default=3)
@@ -123,7 +159,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f'# bench/prior.py {a.what}  {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}\n# {machine()}', flush=True)
-    {'steps': steps, 'sampling': sampling, 'background': background}[a.what](a)
+    {'steps': steps, 'sampling': sampling, 'background': background, 'predictability': predictability}[a.what](a)
 
 
 if __name__ == '__main__': main()
