@@ -127,13 +127,13 @@ def predictability(a):
         prior = Prior.load(run); m = prior.model
         rec = json.loads((Path(prior.info['tokenizer_run']) / 'run.json').read_text())
         d = rec['config']['data']
-        v = videos_by_shard(ShardIndex(rec['data_dir']), split_ids(d['num_samples'], d['val_samples'])[1][:64])
-        codes = prior.encode(v)
         ids = split_ids(d['num_samples'], d['val_samples'])[1][:64]
+        v = videos_by_shard(ShardIndex(rec['data_dir']), ids)
+        codes = prior.encode(v)
         labels = torch.as_tensor(sample_labels(read_dataset_config(rec['data_dir']).seed, ids), dtype=torch.long)
         cp, ep = m.to_positions(codes), m.to_positions(prior.first('object-first')[None]).expand(len(v), -1, -1)
         core = m.to_positions(object_token_mask(v, prior.info['background_rgb'], prior.tokenizer.factors, dilate=0).long()) > 0
-        regions = (~(cp != ep), core, (cp != ep) & ~core)
+        regions = (cp == ep, core, (cp != ep) & ~core)
         metrics = json.loads((Path(prior.info['tokenizer_run']) / 'metrics.json').read_text())['final']
         g = torch.Generator().manual_seed(0)
         for share in (0.05, 0.5, 0.9):
