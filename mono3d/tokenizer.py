@@ -350,5 +350,5 @@ def save_pretrained(self: VideoTokenizer, directory, overwrite: bool = False) ->
     self.save(w)
     return Path(directory)
 
-VideoTokenizer.encode_indices = VideoTokenizer.tokenize    # Cosmos-Tokenizer's names for the discrete pair
+VideoTokenizer.encode_indices = VideoTokenizer.tokenize    # explicit names for the discrete pair
 VideoTokenizer.decode_indices = VideoTokenizer.detokenize

@@ -255,3 +255,21 @@ def test_every_job_draws_its_bar_by_default_and_says_so_the_same_way():
     from mono3d.evaluate_prior import EvalPriorConfig
     classes = (GenerateConfig, TrainConfig, EvalConfig, TokenCacheConfig, PriorConfig, EvalPriorConfig)
     assert {c.__name__: c().job.bar for c in classes} == {c.__name__: True for c in classes}
+
+
+def test_readme_is_short_names_real_tests_and_its_extras():
+    "The README stays under 12,000 characters, every test it cites exists, every guarantee cites one, and it names the extras."
+    import configparser, re
+    readme = (ROOT / 'README.md').read_text()
+    assert len(readme) <= 12_000, len(readme)
+    cited = re.findall(r'tests/(test_\w+)\.py::(test_\w+)', readme)
+    assert len(cited) >= 10
+    for module, name in cited:
+        assert re.search(rf'^def {name}\(', (ROOT / 'tests' / f'{module}.py').read_text(), re.M), f'{module}.py has no {name}'
+    guarantees = readme.split('## Guarantees', 1)[1].split('\n## ', 1)[0]
+    for bullet in re.split(r'\n- ', guarantees)[1:]:
+        assert '::test_' in bullet or 'bench/' in bullet, f'a guarantee cites no test: {bullet[:80]!r}'
+    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT / 'settings.ini')
+    extras = {k.split('_requirements')[0] for k in cfg['DEFAULT'] if k.endswith('_requirements') and k != 'dev_requirements'}
+    assert extras >= {'lab', 's3', 'gcs', 'tensorboard', 'wandb'}, extras
+    for extra in extras: assert f'[{extra}]' in readme or f',{extra}]' in readme or f'{extra},' in readme, f'the README does not name the [{extra}] extra'
