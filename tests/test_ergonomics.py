@@ -79,6 +79,25 @@ def test_tensorboard_gets_the_scalars_and_no_duplicate_steps_after_a_resume(tmp_
     assert hp.Scalars('final/psnr')[0].value == pytest.approx(final['psnr'], rel=1e-6)   # the hyperparameters beside the final metrics
 
 
+def _wandb_records(path) -> list:
+    "The protobuf records of a W&B `.wandb` file: a 7-byte header, then LevelDB's log format (32 KiB blocks of FULL/FIRST/MIDDLE/LAST chunks)."
+    from wandb.proto import wandb_internal_pb2 as pb
+    data, pos, block, out, part = Path(path).read_bytes(), 7, 32768, [], b''
+    assert data[:4] == b':W&B', data[:7]
+    while pos + 7 <= len(data):
+        if block - pos % block < 7: pos += block - pos % block; continue      # a block's tail too short for a header is padding
+        n, kind = int.from_bytes(data[pos + 4:pos + 6], 'little'), data[pos + 6]
+        if kind == 0 and n == 0: break
+        chunk, pos = data[pos + 7:pos + 7 + n], pos + 7 + n
+        part = chunk if kind in (1, 2) else part + chunk
+        if kind in (1, 4): r = pb.Record(); r.ParseFromString(part); out.append(r)
+    return out
+
+
+def _items(items) -> dict:
+    return {i.key or '/'.join(i.nested_key): i.value_json for i in items}
+
+
 def test_wandb_offline_run_resumes_the_same_run(tmp_path):
     pytest.importorskip('wandb')
     run = tmp_path / 'run'
@@ -89,6 +108,23 @@ def test_wandb_offline_run_resumes_the_same_run(tmp_path):
     wid = read_json(run / 'run.json')['wandb_id']
     runs = list((run / 'wandb').glob(f'offline-run-*-{wid}'))
     assert runs, sorted(p.name for p in (run / 'wandb').iterdir())
+    # read the offline run back: every scalar the console has, the picture of each validation, the hyperparameters, the final metrics
+    records = _wandb_records(next(runs[0].glob('run-*.wandb')))
+    history = [_items(r.history.item) for r in records if r.WhichOneof('record_type') == 'history']
+    for tag in ('train/loss', 'train/l1', 'train/l2', 'train/aux', 'train/grad_norm', 'train/lr', 'val/psnr', 'val/psnr_over_blank',
+                'val/ssim', 'val/codebook_usage', 'val/perplexity', 'val/reconstructions/path'):
+        assert any(tag in h for h in history), tag
+    metrics = read_json(run / 'metrics.json')
+    logged = [round(float(h['train/loss']), 5) for h in history if 'train/loss' in h]
+    assert logged == [round(x, 5) for x in metrics['history']['train_loss']]
+    shown = [json.loads(h['val/reconstructions/path']) for h in history if 'val/reconstructions/path' in h]
+    assert len(shown) == len(metrics['history']['val']) and all((runs[0] / 'files' / s).is_file() for s in shown)
+    psnr = [float(h['val/psnr']) for h in history if 'val/psnr' in h]
+    assert psnr == pytest.approx([v['psnr'] for v in metrics['history']['val']], rel=1e-9)
+    config = next(_items(r.run.config.update) for r in records if r.WhichOneof('record_type') == 'run')
+    assert json.loads(config['optim'])['lr'] == 3e-3 and json.loads(config['model'])['channels'] == 8
+    summary = {k: v for r in records if r.WhichOneof('record_type') == 'summary' for k, v in _items(r.summary.update).items()}
+    assert float(summary['final/psnr']) == pytest.approx(metrics['final']['psnr'], rel=1e-6)
     r = subprocess.run(cli_cmd('train', run, *[f if f != '3' else '4' for f in flags]), capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert read_json(run / 'run.json')['wandb_id'] == wid and len(list((run / 'wandb').glob(f'offline-run-*-{wid}'))) == 2
