@@ -317,6 +317,7 @@ class _NoProgress:
     def tick(self) -> None: pass
     def finish(self, *a, **k) -> dict: return {}
     def state(self) -> dict: return {}
+    def say_last(self, *parts) -> None: say(*parts)
 
 class Job:
     "One long job in one directory: lock, identity record, progress, status page, graceful stop, publishing, stages."
@@ -466,7 +467,7 @@ def say(self: Job, *parts) -> None:
 @patch
 def result(self: Job, *parts) -> None:
     "The final line of a job (rank 0): printed even when quiet, which promises the final result."
-    if self.main: say(*parts)
+    if self.main: self.progress.say_last(*parts)    # after any heartbeat line, and none after it
 
 @patch
 def tick(self: Job) -> None:

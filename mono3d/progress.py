@@ -148,6 +148,7 @@ class ProgressFile:
         self.process_started_at, self._t0 = utc_now(), time.monotonic()
         self._last_write, self._last_activity, self._lock = 0.0, self._t0, threading.Lock()
         self._stopped, self._thread = threading.Event(), None
+        self._line_lock, self._last_said = threading.Lock(), False
         self._bar = self._make_bar() if bar else None
 
     def _previous(self) -> dict | None:
@@ -303,8 +304,9 @@ def heartbeat_line(self: ProgressFile) -> str:
 def _beat(self: ProgressFile):
     while not self._stopped.wait(self.heartbeat_every):
         try:
-            if time.monotonic() - _LAST_LINE[0] >= self.heartbeat_every:    # no line in this interval: say that it lives
-                say(self.heartbeat_line(), file=self.stream, heartbeat=True)
+            with self._line_lock:       # no line in this interval (and not the job's last yet): say that it lives
+                if not self._last_said and time.monotonic() - _LAST_LINE[0] >= self.heartbeat_every:
+                    say(self.heartbeat_line(), file=self.stream, heartbeat=True)
             self.write()
         except Exception as e:  # a heartbeat must never kill the job it reports on
             print(f'[heartbeat] could not write progress: {e}', file=sys.stderr, flush=True)
@@ -351,7 +353,15 @@ def __exit__(self: ProgressFile, typ, exc, tb):
     else: self.finish(FAILED, f'{type(exc).__name__}: {exc}')
     return False
 
-# %% ../nbs/03_progress.ipynb #c052
+# %% ../nbs/03_progress.ipynb #c050
+@patch
+def say_last(self: ProgressFile, *parts) -> None:
+    "The job's final line (printed even when quiet): no heartbeat line comes after it."
+    with self._line_lock:
+        self._last_said = True
+        say(*parts)
+
+# %% ../nbs/03_progress.ipynb #c056
 def staleness(s: dict, now: float | None = None, mtime: float | None = None) -> tuple[float, str]:
     "`(seconds since the job last wrote its progress, the clock that says so)`."
     now = time.time() if now is None else now
@@ -365,7 +375,7 @@ def effective_status(s: dict, now: float | None = None, mtime: float | None = No
         if age > 3 * float(s.get('heartbeat_every') or 30): return STALLED
     return s.get('status', 'UNKNOWN')
 
-# %% ../nbs/03_progress.ipynb #c054
+# %% ../nbs/03_progress.ipynb #c058
 def progress_summary(s: dict, now: float | None = None, mtime: float | None = None, seen: tuple | None = None) -> str:
     """A compact, human summary of a `progress.json` state; every value from the file is shown `printable`.
     `seen` is `(seconds the reader saw the file unchanged, how it knows)` when watching."""

@@ -144,6 +144,12 @@ def test_reproducibility_record_in_run_metrics_and_report(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = read_json(run / 'eval' / 'report.json')
     assert rep['reproducibility']['torch'] == rec['torch'] and 'evaluate' in rep['reproducibility']['command']
+    # the status pages: metrics with their units, the validation curves, and the evaluation's report as tables
+    page = (run / 'status.html').read_text()
+    assert re.search(r'<td>val_psnr</td><td>-?\d+\.\d\d dB</td>', page) and re.search(r'<td>codebook_usage</td><td>\d+\.\d%</td>', page)
+    assert 'alt="validation.png"' in page and 'alt="loss_curve.png"' in page
+    page = (run / 'eval' / 'status.html').read_text()
+    assert page.count('<table class="md">') >= 3 and '<th>' in page and 'alt="confusion.png"' in page
 
 
 def test_help_teaches_and_version_answers():
@@ -309,3 +315,27 @@ def test_readme_is_short_names_real_tests_and_its_extras():
     extras = {k.split('_requirements')[0] for k in cfg['DEFAULT'] if k.endswith('_requirements') and k != 'dev_requirements'}
     assert extras >= {'lab', 's3', 'gcs', 'tensorboard', 'wandb'}, extras
     for extra in extras: assert f'[{extra}]' in readme or f',{extra}]' in readme or f'{extra},' in readme, f'the README does not name the [{extra}] extra'
+
+
+def test_a_short_run_caps_its_warm_up_and_says_so_and_heartbeats_keep_quiet_while_steps_print(tmp_path):
+    "A run shorter than --warmup-steps still reaches its learning rate; no heartbeat line where a step line came in its interval."
+    import time
+    run, beat = tmp_path / 'run', 1.0
+    flags = [*TINY, '--steps', '60', '--warmup-steps', '100', '--print-every', '1', '--heartbeat-every', str(beat)]
+    p = start_cli('train', run, *flags, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = [(time.monotonic(), line.rstrip('\n')) for line in p.stdout]     # each line as it arrives (every line is flushed)
+    assert p.wait() == 0, '\n'.join(l for _, l in lines[-20:])
+    plan = next(l for _, l in lines if 'warm-up' in l)
+    assert 'warm-up 6 steps (--warmup-steps 100 capped at a tenth of the run)' in plan, plan
+    lr = read_json(run / 'metrics.json')['history']['lr']
+    assert max(lr) == pytest.approx(3e-3, rel=0.05), max(lr)                 # uncapped, 60 steps would end at 1.8e-3
+    steps = [t for t, l in lines if l.startswith('[train] step ')]
+    assert len(steps) >= 50 and steps[-1] - steps[0] > 2 * beat
+    # a heartbeat only after a whole interval without a line; half an interval of slack for the reader's own delays,
+    # while a heartbeat that ignored the step lines (one every ~0.05 s) would come within 0.1 s of one
+    for t, l in lines:
+        if l.startswith('[heartbeat]'):
+            assert not [s for s in steps if t - beat / 2 < s < t], f'a heartbeat {l!r} came {t - max(s for s in steps if s < t):.2f} s after a step line'
+    quiet = run_cli('train', tmp_path / 'quiet', *TINY, '--steps', '6', '--print-every', '1000', '--heartbeat-every', '0.2', '--quiet')
+    assert quiet.returncode == 0 and '[train] step' not in quiet.stdout and '[heartbeat]' in quiet.stdout   # quiet keeps the heartbeats
+    assert 'COMPLETE' in quiet.stdout.splitlines()[-1], quiet.stdout[-500:]   # --quiet keeps the final line its help promises
