@@ -7,7 +7,7 @@ and whether torch and matplotlib were imported to print the help (python -X impo
 import argparse, platform, statistics, subprocess, sys, time
 from machine import cpu
 
-COMMANDS = ['generate', 'train', 'evaluate', 'tokens', 'prior', 'sample', 'evaluate-prior', 'status', 'serve']
+COMMANDS = ['generate', 'train', 'evaluate', 'tokens', 'prior', 'sample', 'evaluate-prior', 'preview', 'status', 'serve']
 
 
 

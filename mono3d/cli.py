@@ -11,7 +11,7 @@ from .publish import redact, register_secrets
 from .job import exit_with, run_as_command
 
 # %% auto #0
-__all__ = ['STATUS_EXIT', 'JOBS', 'build_parser', 'main', 'console']
+__all__ = ['STATUS_EXIT', 'JOBS', 'job_parser', 'build_parser', 'main', 'console']
 
 # %% ../nbs/19_cli.ipynb #c006
 STATUS_EXIT = {'RUNNING': 0, 'COMPLETE': 0, 'FAILED': 1, 'STALLED': 3, 'PREEMPTED': 4, 'HUNG': 5}
@@ -85,15 +85,23 @@ def _run_serve(a) -> int:
     return 0
 
 # %% ../nbs/19_cli.ipynb #c016
-# the job commands parse their own flags (from their configs, in modules that import torch): only named here
-JOBS = {'generate': ('mono3d.data', 'main', 'generate (or resume, or extend) a synthetic video dataset'),
-        'train': ('mono3d.train', 'main', 'train the video tokenizer (running it again resumes)'),
-        'evaluate': ('mono3d.evaluate', 'main', 'evaluate a trained tokenizer (running it again resumes)'),
-        'tokens': ('mono3d.tokens', 'main', "tokenize a dataset with a finished tokenizer run into a token cache"),
-        'prior': ('mono3d.prior', 'main', 'train the prior (a masked-token transformer) over a tokenizer\'s codes'),
-        'sample': ('mono3d.prior', 'sample_main', 'sample videos of a class from a trained prior, or continue real videos'),
-        'evaluate-prior': ('mono3d.evaluate_prior', 'main', 'evaluate a trained prior against controls (running it again resumes)'),
-        'preview': ('mono3d.plots', 'preview_main', 'write an animated GIF of a few videos of a dataset, one per class (DATA_DIR/preview.gif)')}
+# a job command: the module that runs it (it imports torch), its function, a line of help, and its parser in mono3d.config (no torch)
+JOBS = {'generate': ('mono3d.data', 'main', 'generate (or resume, or extend) a synthetic video dataset', 'GENERATE_COMMAND'),
+        'train': ('mono3d.train', 'main', 'train the video tokenizer (running it again resumes)', 'TRAIN_COMMAND'),
+        'evaluate': ('mono3d.evaluate', 'main', 'evaluate a trained tokenizer (running it again resumes)', 'EVAL_COMMAND'),
+        'tokens': ('mono3d.tokens', 'main', "tokenize a dataset with a finished tokenizer run into a token cache", 'TOKENS_COMMAND'),
+        'prior': ('mono3d.prior', 'main', 'train the prior (a masked-token transformer) over a tokenizer\'s codes', 'PRIOR_COMMAND'),
+        'sample': ('mono3d.prior', 'sample_main', 'sample videos of a class from a trained prior, or continue real videos', 'build_sample_parser'),
+        'evaluate-prior': ('mono3d.evaluate_prior', 'main', 'evaluate a trained prior against controls (running it again resumes)',
+                           'EVALUATE_PRIOR_COMMAND'),
+        'preview': ('mono3d.plots', 'preview_main', 'write an animated GIF of a few videos of a dataset, one per class (DATA_DIR/preview.gif)',
+                    'build_preview_parser')}
+
+def job_parser(name: str) -> argparse.ArgumentParser:
+    "The parser of job command `name`, from `mono3d.config` alone: no torch."
+    from mono3d import config
+    p = getattr(config, JOBS[name][3])
+    return p.parser() if isinstance(p, config.Command) else p()
 
 def _version() -> str:
     import mono3d
@@ -104,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  '`mono3d COMMAND -h` shows the flags of a command.')
     ap.add_argument('--version', action='version', version=_version())
     sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for name, (_, _, text) in JOBS.items(): sub.add_parser(name, help=text, add_help=False)
+    for name, (_, _, text, _) in JOBS.items(): sub.add_parser(name, help=text, add_help=False)
     _add_status(sub); _add_serve(sub)
     return ap
 
@@ -113,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mono3d` console script; returns the exit code."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] and argv[0] in JOBS:
+        job_parser(argv[0]).parse_args(argv[1:])     # -h, an unknown flag or a bad choice answer here, before torch is imported
         import importlib
-        module, function, _ = JOBS[argv[0]]
+        module, function, _, _ = JOBS[argv[0]]
         return getattr(importlib.import_module(module), function)(argv[1:])
     logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
     a = build_parser().parse_args(argv)

@@ -6,46 +6,29 @@
 from __future__ import annotations
 import functools, hashlib, io, itertools, json, math, os, time, zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .config import SEED_MAX, Config, ConfigError, param
+from .config import CLASSES, GENERATE_COMMAND, ConfigError, DatasetConfig, GenerateConfig
 from .store import ManifestStore, remove_stale_temporaries, log
 from .progress import COMPLETE, say
 from .job import Job, JobConfig, JobSpec, GracefulStop, ProcessMap, Processes, identity_diff, exit_with, job_main
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CLASSES', 'SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC',
-           'SHAPE_EXTENT', 'V3', 'PARAMS_DTYPE', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'GENERATE',
-           'build_generate_parser', 'main', 'DatasetConfig', 'sample_uniforms', 'sample_labels', 'trajectories',
-           'object_radii', 'cameras_for', 'hsv_to_rgb', 'object_colours', 'render_frames', 'trajectory_params',
-           'path_from_params', 'sample_metadata', 'render_videos', 'write_shard', 'GenerateConfig', 'gaps', 'shards_of',
-           'shard_count', 'generate_dataset', 'videos_to_float', 'read_dataset_config', 'ShardIndex', 'videos_by_shard',
-           'check_dataset_settings', 'check_dataset', 'ensure_dataset', 'VideoDataset', 'load_dataset']
+__all__ = ['SHAPES', 'GENERATOR_VERSION', 'N_UNIFORMS', 'CAMERA_DISTANCE', 'MARGIN_PX', 'MAX_RADIUS_FRAC', 'SHAPE_EXTENT', 'V3',
+           'PARAMS_DTYPE', 'SHARD_PREFIX', 'RENDER_CHUNK', 'DATASET_JSON', 'GENERATE', 'build_generate_parser', 'main',
+           'sample_uniforms', 'sample_labels', 'trajectories', 'object_radii', 'cameras_for', 'hsv_to_rgb',
+           'object_colours', 'render_frames', 'trajectory_params', 'path_from_params', 'sample_metadata',
+           'render_videos', 'write_shard', 'gaps', 'shards_of', 'shard_count', 'generate_dataset', 'videos_to_float',
+           'read_dataset_config', 'ShardIndex', 'videos_by_shard', 'check_dataset_settings', 'check_dataset',
+           'ensure_dataset', 'VideoDataset', 'load_dataset']
 
-# %% ../nbs/06_data.ipynb #c006
-CLASSES = ('linear', 'circular', 'helical', 'parabolic')
+# %% ../nbs/06_data.ipynb #c008
 SHAPES = ('ball', 'square', 'diamond')
 GENERATOR_VERSION = 2   # bump whenever the content of sample i changes for a given config (2: classes balanced in blocks of 4)
 
-@dataclass(frozen=True)
-class DatasetConfig(Config):
-    "What the content of a sample depends on (besides its index)."
-    frames: int = param(16, 'frames per video (T)', lo=2, hi=1024)
-    image_size: int = param(64, 'height = width of a frame in pixels (objects need at least 16)', lo=16, hi=1024)
-    cameras: int = param(1, 'views of each scene, on a ring around it', lo=1, hi=64)
-    seed: int = param(0, 'dataset seed: sample i is a pure function of (seed, i)', lo=0, limit=SEED_MAX)
-    noise: float = param(0.0, 'std of Gaussian jitter added to the 3D positions, scene units', lo=0.0, hi=0.2)
-    rotate: bool = param(False, 'apply a random 3D rotation to each trajectory')
-    background: tuple = param((24, 24, 32), 'RGB of the plain background, 3 integers in [0, 255]', lo=0, hi=255)
-
-    def check(self):
-        if len(self.background) != 3 or max(self.background) > 255:
-            raise ConfigError(f'background must be 3 integers in [0, 255], got {self.background!r}', 'background')
-
-# %% ../nbs/06_data.ipynb #c009
+# %% ../nbs/06_data.ipynb #c011
 N_UNIFORMS = 24
 
 def sample_uniforms(seed: int, ids) -> np.ndarray:
@@ -65,7 +48,7 @@ def _tilt(theta, azim):
     "Rotations that tilt the z axis by `theta` towards azimuth `azim`, shape (n, 3, 3)."
     return _rot_z(azim) @ _rot_x(theta) @ _rot_z(-azim)
 
-# %% ../nbs/06_data.ipynb #c011
+# %% ../nbs/06_data.ipynb #c013
 def sample_labels(seed: int, ids) -> np.ndarray:
     """The class of each sample: the block `4k .. 4k+3` holds each class once, in an order drawn from `(seed, k)`.
     Pure: the label of sample `i` depends only on `(seed, i)`."""
@@ -76,7 +59,7 @@ def sample_labels(seed: int, ids) -> np.ndarray:
         out[m] = np.random.default_rng(np.random.SeedSequence([seed, int(b), 0xB10C])).permutation(4)[ids[m] % 4]
     return out
 
-# %% ../nbs/06_data.ipynb #c013
+# %% ../nbs/06_data.ipynb #c015
 def trajectories(u: np.ndarray, frames: int, rotate: bool = False, labels=None):
     """3D positions `(n, frames, 3)`, labels `(n,)` and per-sample parameters for uniforms `u` (n, 24) and the
     samples' `labels` (from `sample_labels`; by default drawn from `u`). Pure and vectorised: row k depends
@@ -117,7 +100,7 @@ def trajectories(u: np.ndarray, frames: int, rotate: bool = False, labels=None):
              direction=dirn, horizontal=hor, tilt=tilt, centre=centre, vz=vz, gz=gz, rotation=R)
     return pos, label, p
 
-# %% ../nbs/06_data.ipynb #c017
+# %% ../nbs/06_data.ipynb #c019
 CAMERA_DISTANCE, MARGIN_PX, MAX_RADIUS_FRAC = 3.0, 1.0, 0.12
 SHAPE_EXTENT = 1.26   # farthest reach of any shape along an image axis, in object radii (the diamond's vertex)
 
@@ -147,7 +130,7 @@ def cameras_for(u, pos, radius, cameras: int, image_size: int):
     P = K @ np.concatenate([Rw, t_vec[..., None]], -1)
     return centers, radii, P
 
-# %% ../nbs/06_data.ipynb #c020
+# %% ../nbs/06_data.ipynb #c022
 def hsv_to_rgb(h, s, v):
     "Vectorised HSV → RGB in [0, 1]."
     i = np.floor(h * 6).astype(int) % 6; f = h * 6 - np.floor(h * 6)
@@ -159,7 +142,7 @@ def object_colours(u) -> np.ndarray:
     "Saturated, bright colours `(n, 3)` uint8, so the object always stands out from the dark background."
     return np.rint(255 * hsv_to_rgb(u[:, 2], 0.65 + 0.35 * u[:, 3], 0.75 + 0.25 * u[:, 4])).astype(np.uint8)
 
-# %% ../nbs/06_data.ipynb #c022
+# %% ../nbs/06_data.ipynb #c024
 def render_frames(centers, radii, shapes, colours, background, image_size: int) -> np.ndarray:
     """Draw one object per frame. centers (m, 2) px, radii (m,) px, shapes (m,) index into SHAPES,
     colours (m, 3) uint8; returns (m, S, S, 3) uint8."""
@@ -200,7 +183,7 @@ def render_frames(centers, radii, shapes, colours, background, image_size: int) 
     out.reshape(-1, 3)[flat] = np.rint(bg + a * (fg - bg)).astype(np.uint8)
     return out
 
-# %% ../nbs/06_data.ipynb #c026
+# %% ../nbs/06_data.ipynb #c028
 V3 = ('<f4', 3)
 PARAMS_DTYPE = np.dtype([('start', *V3), ('velocity', *V3), ('gravity', *V3), ('centre', *V3), ('radius', '<f4'),
                          ('angular_speed', '<f4'), ('phase', '<f4'), ('rise', '<f4'), ('axis1', *V3), ('axis2', *V3), ('axis', *V3)])
@@ -233,7 +216,7 @@ def path_from_params(params: np.ndarray, label, frames: int) -> np.ndarray:
             + f['rise'][:, None, None] * (t - 0.5) * f['axis'][:, None])
     return np.where(np.isin(np.asarray(label), (1, 2))[:, None, None], ring, line)
 
-# %% ../nbs/06_data.ipynb #c029
+# %% ../nbs/06_data.ipynb #c031
 _COLOUR_NAMES = ((15, 'red'), (40, 'orange'), (70, 'yellow'), (160, 'green'), (200, 'cyan'), (255, 'blue'),
                  (290, 'purple'), (335, 'magenta'), (361, 'red'))
 
@@ -269,7 +252,7 @@ def _texts(k, u, label, p):
                 f'and rising {p["apex"][k]:.2f} units at its peak.')
     return eq + rot + ', t in [0, 1]', desc
 
-# %% ../nbs/06_data.ipynb #c031
+# %% ../nbs/06_data.ipynb #c033
 def sample_metadata(config: DatasetConfig, ids) -> dict:
     "Everything about samples `ids` except their pixels (labels, 3D paths, projections, texts)."
     ids = np.asarray(ids, np.int64)
@@ -290,7 +273,7 @@ def sample_metadata(config: DatasetConfig, ids) -> dict:
             'equations': np.array([t[0] for t in texts]), 'descriptions': np.array([t[1] for t in texts]),
             'params': trajectory_params(label, p)}
 
-# %% ../nbs/06_data.ipynb #c033
+# %% ../nbs/06_data.ipynb #c035
 def render_videos(config: DatasetConfig, meta: dict, lo: int = 0, hi: int | None = None) -> np.ndarray:
     "Videos `(n, cameras, T, S, S, 3)` uint8 for samples `lo:hi` of `meta`."
     hi = len(meta['labels']) if hi is None else hi
@@ -300,7 +283,7 @@ def render_videos(config: DatasetConfig, meta: dict, lo: int = 0, hi: int | None
                        rep(meta['shapes']), rep(meta['colours']), config.background, S)
     return fr.reshape(n, V, T, S, S, 3)
 
-# %% ../nbs/06_data.ipynb #c036
+# %% ../nbs/06_data.ipynb #c038
 SHARD_PREFIX, RENDER_CHUNK = 'checkpoint_', 128
 
 def _zip_entry(zf, name):
@@ -323,24 +306,11 @@ def write_shard(f, config: DatasetConfig, ids, stop: GracefulStop | None = None)
         for k, v in meta.items():
             with _zip_entry(zf, k) as e: np.lib.format.write_array(e, v, allow_pickle=False)
 
-# %% ../nbs/06_data.ipynb #c039
+# %% ../nbs/06_data.ipynb #c043
 DATASET_JSON = 'dataset.json'
-
-@dataclass(frozen=True)
-class GenerateConfig(Config):
-    "A dataset generation job."
-    FLAGS = {'data.seed': 'data_seed'}          # one name for the dataset's seed, here and in `mono3d train`
-    out_dir: str = param('data', 'dataset directory (created if missing; running again resumes or extends it)', identity=False)
-    num_samples: int = param(50_000, 'videos in the dataset (a larger value extends an existing dataset)', lo=1, limit=10 ** 9, identity=False)
-    checkpoint_interval: int = param(1000, 'samples per shard: the unit of work that is committed at once', lo=1, limit=100_000, identity=False)
-    workers: int | None = param(None, 'worker processes per rank (default: 2 when more than 2 shards are to be made, else 1)',
-                                kind='int', optional=True, lo=1, hi=256, identity=False)
-    data: DatasetConfig = param(DatasetConfig(), 'what the samples look like')
-    job: JobConfig = param(JobConfig(), 'how the job reports', identity=False)
-
 GENERATE = JobSpec('generate', DATASET_JSON, 'out_dir', guard=(f'{SHARD_PREFIX}*',))
 
-# %% ../nbs/06_data.ipynb #c042
+# %% ../nbs/06_data.ipynb #c046
 def gaps(done_ranges, num_samples: int) -> list[tuple[int, int]]:
     "The ranges `[a, b)` of `[0, num_samples)` that `done_ranges` do not cover."
     out, pos = [], 0
@@ -356,7 +326,7 @@ def shards_of(holes, interval: int):
 
 def shard_count(holes, interval: int) -> int: return sum(-(-(b - a) // interval) for a, b in holes)
 
-# %% ../nbs/06_data.ipynb #c044
+# %% ../nbs/06_data.ipynb #c048
 def _survey(store: ManifestStore) -> list[tuple[int, int]]:
     "Validate every committed shard (a corrupt one is discarded with a warning); the sample ranges they hold."
     done = []
@@ -377,7 +347,7 @@ def _shard_file(d, data: DatasetConfig, task) -> dict:
     start, count = task
     return ManifestStore(d, SHARD_PREFIX, kind='shard').write(start, '.npz', lambda f: write_shard(f, data, range(start, start + count)))
 
-# %% ../nbs/06_data.ipynb #c047
+# %% ../nbs/06_data.ipynb #c051
 def generate_dataset(out_dir=None, num_samples: int | None = None, config: GenerateConfig | dict | None = None,
                      processes: Processes | None = None, **params) -> dict:
     """Generate (or resume, or extend) a dataset of `num_samples` videos in `out_dir` as shards of
@@ -432,7 +402,7 @@ def _my_share(plan: dict, interval: int, proc: Processes):
     mine = lambda: itertools.islice(shards_of(plan['gaps'], interval), proc.rank, None, proc.world)
     return mine, len(range(proc.rank, n, proc.world))
 
-# %% ../nbs/06_data.ipynb #c049
+# %% ../nbs/06_data.ipynb #c053
 def _make_shards(job: Job, cfg: GenerateConfig, plan: dict, mine, proc: Processes) -> None:
     "Make this rank's shards in this process or in worker processes, committing each as it lands."
     tasks, n_mine = mine
@@ -463,7 +433,7 @@ def _make_shards(job: Job, cfg: GenerateConfig, plan: dict, mine, proc: Processe
         work.close()
         remove_stale_temporaries(d, pids=set(work.pids))     # the shards a stop abandoned
 
-# %% ../nbs/06_data.ipynb #c051
+# %% ../nbs/06_data.ipynb #c055
 def _count_committed(store: ManifestStore, plan: dict, interval: int) -> int:
     "Samples committed so far by every rank: those present at the start plus the planned shards that have a manifest."
     n = plan['covered']
@@ -480,7 +450,7 @@ def _wait_for_the_others(job: Job, cfg: GenerateConfig, plan: dict, proc: Proces
     if proc.main: job.progress.update(_count_committed(store, plan, cfg.checkpoint_interval))
     proc.close()
 
-# %% ../nbs/06_data.ipynb #c057
+# %% ../nbs/06_data.ipynb #c061
 def videos_to_float(videos) -> torch.Tensor:
     "uint8 videos `(..., T, H, W, 3)` → float tensor `(..., 3, T, H, W)` in [0, 1] (the tokenizer's layout)."
     v = torch.as_tensor(videos)
@@ -504,7 +474,7 @@ def read_dataset_config(directory) -> DatasetConfig:
                           '(classes balanced in blocks of 4): generate the dataset again in a new directory', 'data_dir')
     return DatasetConfig.from_dict(rec['config'])
 
-# %% ../nbs/06_data.ipynb #c060
+# %% ../nbs/06_data.ipynb #c064
 class ShardIndex:
     """Where the samples of a dataset lie: `shards` is a list of `(first sample, count, path)` covering samples
     `0..N-1` without a gap. `verify` checks every shard's sha256 now; `sha256[k]` lets a reader check shard `k`."""
@@ -537,7 +507,7 @@ def _contiguous(d: Path, shards) -> int:
         pos = start + count
     return pos
 
-# %% ../nbs/06_data.ipynb #c062
+# %% ../nbs/06_data.ipynb #c066
 @patch
 def shard_of(self: ShardIndex, i) -> np.ndarray | int:
     "The position in `shards` of the shard holding sample `i` (or of each sample of an array)."
@@ -562,7 +532,7 @@ def fingerprint(self: ShardIndex, num_samples: int) -> str:
         h.update(f'{Path(path).name}:{count}:{sha}\n'.encode())
     return h.hexdigest()
 
-# %% ../nbs/06_data.ipynb #c065
+# %% ../nbs/06_data.ipynb #c069
 def videos_by_shard(index: ShardIndex, ids, load=None, camera: int | None = 0) -> np.ndarray:
     "uint8 videos of samples `ids`, in that order: view `camera` `(n, T, H, W, 3)`, or every view with None."
     ids = np.asarray(ids, np.int64); load = load or index.load_videos
@@ -576,7 +546,7 @@ def videos_by_shard(index: ShardIndex, ids, load=None, camera: int | None = 0) -
         out[sel] = v
     return out if out is not None else np.zeros((0,), np.uint8)
 
-# %% ../nbs/06_data.ipynb #c068
+# %% ../nbs/06_data.ipynb #c072
 def check_dataset_settings(data_dir, want: DatasetConfig) -> None:
     "Refuse (`ConfigError`, naming every difference) a dataset made with other settings than `want`."
     diff = identity_diff(read_dataset_config(data_dir).to_dict(), want.to_dict())
@@ -599,7 +569,7 @@ def ensure_dataset(data_dir, want: DatasetConfig, num_samples: int, job: JobConf
                          publish_to=job.publish_to and job.publish_to.rstrip('/') + '/data')
     return check_dataset(data_dir, want, num_samples)
 
-# %% ../nbs/06_data.ipynb #c071
+# %% ../nbs/06_data.ipynb #c075
 class VideoDataset(torch.utils.data.Dataset):
     "Indexed access to a generated dataset; `camera=None` returns every view, an int one view."
     def __init__(self, directory, verify: bool = True, camera: int | None = 0, cache_bytes: int = 2 << 30):
@@ -630,7 +600,7 @@ _SMALL = ('labels', 'sample_ids', 'trajectory_3d', 'centers_2d', 'radii_px', 'pr
           'object_radius', 'equations', 'descriptions')
 _LATER = ('params',)     # added after datasets were first made: None when any shard lacks it (made by an older mono3d)
 
-# %% ../nbs/06_data.ipynb #c073
+# %% ../nbs/06_data.ipynb #c077
 @patch
 def shard_videos(self: VideoDataset, k: int) -> np.ndarray:
     "All videos of shard `k` (decompressed once, then kept in a small LRU cache of `cache_bytes`)."
@@ -661,16 +631,13 @@ def load_dataset(directory, verify: bool = True, camera: int | None = 0, cache_b
     "Open a generated dataset, checking every shard's sha256 (`verify`) and that no samples are missing."
     return VideoDataset(directory, verify=verify, camera=camera, cache_bytes=cache_bytes)
 
-# %% ../nbs/06_data.ipynb #c079
+# %% ../nbs/06_data.ipynb #c083
 def _generate_command(cfg: GenerateConfig) -> None:
     s = generate_dataset(config=cfg)
     if s.get('status'): say(f"[generate] {s['status']}: {s['done']}/{s['total']} samples in {s['directory']}")
 
-build_generate_parser, main = job_main(
-    'generate', GenerateConfig, 'Generate (or resume, or extend) a dataset of 3D-trajectory videos as checksummed shards. Running it '
-    'again on the same directory resumes; a larger --num-samples extends it.', _generate_command, directory=lambda a: a.get('out_dir'),
-    positional=('out_dir',))
+build_generate_parser, main = job_main(GENERATE_COMMAND, _generate_command, directory=lambda a: a.get('out_dir'))
 
-# %% ../nbs/06_data.ipynb #c081
+# %% ../nbs/06_data.ipynb #c085
 #| eval: false
 if __name__ == '__main__': exit_with(main())

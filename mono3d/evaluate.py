@@ -5,7 +5,6 @@
 # %% ../nbs/14_evaluate.ipynb #c003
 from __future__ import annotations
 import copy, json, math, os
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,10 +12,10 @@ from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from fastcore.basics import patch
-from .config import SEED_MAX, Config, ConfigError, param
+from .config import EVAL_COMMAND, ConfigError, EvalConfig
 from .store import atomic_write, atomic_writer, sha256_file
 from .publish import public
-from .job import Job, JobConfig, JobSpec, jsonable, exit_with, job_main
+from .job import Job, JobSpec, jsonable, exit_with, job_main
 from .data import (CLASSES, DatasetConfig, ShardIndex, ensure_dataset, load_dataset, read_dataset_config, videos_by_shard,
                          videos_to_float)
 from .tokenizer import VideoTokenizer
@@ -27,39 +26,12 @@ from .plots import plot_axis_errors, plot_confusions, plot_reconstructions_per_c
 
 # %% auto #0
 __all__ = ['EQ_SLOTS', 'EVALUATE', 'HEAD_INPUTS', 'CLASSIFIERS', 'FORECASTERS', 'CONTROLS', 'TARGETS', 'NAMES',
-           'build_eval_parser', 'main', 'EvalConfig', 'stratified_split', 'confusion_matrix', 'per_class_accuracy',
+           'build_eval_parser', 'main', 'stratified_split', 'confusion_matrix', 'per_class_accuracy',
            'balanced_accuracy', 'forecast_errors', 'camera_rotation', 'camera_frame_positions',
            'constant_velocity_forecast', 'last_position_forecast', 'object_track', 'kinematic_features', 'conv_trunk',
            'mlp', 'CodeHead', 'PixelHead', 'FeatureHead', 'predict', 'train_head', 'equation_targets',
            'equation_errors', 'render_equation', 'triangulate', 'rotated_projections', 'stage_names', 'Evaluation',
            'targets', 'render_report', 'evaluate_run']
-
-# %% ../nbs/14_evaluate.ipynb #c006
-@dataclass(frozen=True)
-class EvalConfig(Config):
-    "Everything `evaluate_run` needs."
-    run_dir: str = param('runs/default', 'a trained run: its tokenizer.safetensors (and run.json, when made by mono3d train)')
-    out_dir: str | None = param(None, 'where the report goes (default: RUN_DIR/eval)', kind='path', identity=False)
-    data_dir: str | None = param(None, 'an existing dataset to evaluate on (default: generate fresh videos into OUT_DIR/data)', kind='path')
-    num_samples: int = param(4000, 'videos of the evaluation dataset', lo=8, limit=10 ** 7)
-    cameras: int = param(2, 'views of each generated evaluation video (2 or more adds the one-camera-against-two study)', lo=1, hi=8)
-    data_seed: int | None = param(None, "seed of the generated evaluation videos (default: the run's data seed + 1, videos it never saw)",
-                                  kind='int', optional=True, lo=0, limit=SEED_MAX - 1)
-    test_per_class: int = param(125, 'test videos per class (a balanced test set)', lo=1, limit=10 ** 6)
-    val_per_class: int = param(50, 'validation videos per class (model selection of the heads)', lo=1, limit=10 ** 6)
-    context_frames: int | None = param(None, "frames the forecaster sees; it predicts the rest (default: half the run's frames)",
-                                       kind='int', optional=True, lo=1, limit=1024)
-    head_epochs: int = param(30, 'epochs of the code heads and the kinematic classifier', lo=1, limit=100_000)
-    pixel_epochs: int = param(8, 'epochs of the 3D CNN on pixels', lo=1, limit=100_000)
-    batch_size: int = param(64, 'batch of the heads', lo=1, limit=65536)
-    lr: float = param(2e-3, 'peak learning rate of the heads', gt=0, limit=10)
-    head_width: int = param(32, 'width of the heads (a multiple of 8)', lo=8, limit=1024)
-    seed: int = param(0, 'seed of the splits, the heads and the controls', lo=0, limit=SEED_MAX)
-    threads: int = param(0, 'torch threads (0: all cores)', lo=0, limit=1024, identity=False)
-    job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
-
-    def check(self):
-        if self.head_width % 8: raise ConfigError(f'head_width must be a multiple of 8 (GroupNorm groups), got {self.head_width}', 'head_width')
 
 # %% ../nbs/14_evaluate.ipynb #c009
 def stratified_split(labels, test_per_class: int, val_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -744,10 +716,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     return rep
 
 # %% ../nbs/14_evaluate.ipynb #c099
-build_eval_parser, main = job_main(
-    'evaluate', EvalConfig, 'Evaluate a trained tokenizer: reconstruction, classification, forecasting, equations and one camera '
-    'against two, from its codes, beside controls and baselines. Running it again resumes.', evaluate_run,
-    directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval', positional=('run_dir',))
+build_eval_parser, main = job_main(EVAL_COMMAND, evaluate_run, directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval')
 
 # %% ../nbs/14_evaluate.ipynb #c101
 #| eval: false

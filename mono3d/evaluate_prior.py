@@ -5,27 +5,26 @@
 # %% ../nbs/18_evaluate_prior.ipynb #c003
 from __future__ import annotations
 import json, os
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .config import SEED_MAX, Config, ConfigError, param
+from .config import EVALUATE_PRIOR_COMMAND, ConfigError, EvalPriorConfig
 from .store import atomic_write, atomic_writer, sha256_file
-from .job import Job, JobConfig, JobSpec, jsonable, exit_with, job_main
+from .job import Job, JobSpec, jsonable, exit_with, job_main
 from .data import CLASSES, ShardIndex, read_dataset_config, videos_by_shard, videos_to_float
 from .loss import psnr
 from .evaluate import FeatureHead, balanced_accuracy, confusion_matrix, kinematic_features, object_track, predict, train_head
 from .maskgit import MaskedTokenTransformer, decode, unigram_sample
-from .prior import ORDERS, Prior
+from .prior import Prior
 from .tokens import TokenCache
 from .train import split_ids
 from .plots import plot_confusions, save_video_grid_gif
 
 # %% auto #0
 __all__ = ['EVALUATE_PRIOR', 'SETS', 'BETTER', 'ROWS', 'build_evaluate_prior_parser', 'main', 'count_objects', 'path_roughness',
-           'frechet_distance', 'features', 'principal_axes', 'measures', 'EvalPriorConfig', 'decoded', 'reference',
-           'sample_set', 'prediction', 'informative', 'targets', 'render_prior_report', 'evaluate_prior']
+           'frechet_distance', 'features', 'principal_axes', 'measures', 'decoded', 'reference', 'sample_set',
+           'prediction', 'informative', 'targets', 'render_prior_report', 'evaluate_prior']
 
 # %% ../nbs/18_evaluate_prior.ipynb #c008
 def count_objects(videos_u8, background, threshold: float = 0.15, min_pixels: int = 2) -> np.ndarray:
@@ -85,32 +84,11 @@ def measures(videos_u8, codes, labels, ref: dict) -> dict:
             'distinct_grids': len({c.tobytes() for c in np.asarray(codes)}) / len(codes),
             'path_extent': float(np.nanmean(spread.max(1) - spread.min(1))), 'start_spread': float(np.nanstd(spread[:, 0], 0).mean())}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c021
+# %% ../nbs/18_evaluate_prior.ipynb #c023
 EVALUATE_PRIOR = JobSpec('evaluate-prior', 'eval.json', 'out_dir', guard=('stages',), private=('stages',))
 SETS = ('trained', 'untrained', 'unigram')
 
-@dataclass(frozen=True)
-class EvalPriorConfig(Config):
-    "Everything `evaluate_prior` needs."
-    prior_run: str = param('runs/prior', 'a trained prior run (its prior.safetensors)', identity=False)
-    out_dir: str | None = param(None, 'where the report goes (default: PRIOR_RUN/eval)', kind='path', identity=False)
-    per_class: int = param(64, 'videos sampled per class, for each prior', lo=4, limit=4096)
-    decode_steps: int = param(12, 'decoding steps', lo=1, limit=1024)
-    temperature: float = param(1.0, 'sampling temperature', lo=0, limit=100)
-    guidance: float = param(2.0, 'classifier-free guidance of the class-conditional samples', lo=0, limit=100)
-    order: str = param('confidence', "which tokens each decoding step fixes: the most confident (MaskGIT's) or the object's first; "
-                       'the untrained control decodes the same way', choices=ORDERS)
-    predict_videos: int = param(128, 'held-out real videos continued after their first context_frames', lo=4, limit=100_000)
-    context_frames: int = param(8, 'frames of each real video the prediction sees', lo=1, limit=1024)
-    classifier_videos: int = param(2000, 'real training videos the classifier learns from', lo=40, limit=10 ** 7)
-    classifier_epochs: int = param(30, 'epochs of the classifier', lo=1, limit=100_000)
-    classifier_on: str = param('decoded', "what the classifier and the Frechet reference see: real videos 'decoded' from their codes by the "
-                               "tokenizer (the domain of every sampled video) or the real videos' 'pixels'", choices=('decoded', 'pixels'))
-    seed: int = param(0, 'seed of the sampling, the controls and the classifier', lo=0, limit=SEED_MAX)
-    threads: int = param(0, 'torch threads (0: all cores)', lo=0, limit=1024, identity=False)
-    job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
-
-# %% ../nbs/18_evaluate_prior.ipynb #c024
+# %% ../nbs/18_evaluate_prior.ipynb #c026
 def _open_prior(cfg: EvalPriorConfig) -> dict:
     "The prior, the data and the split; refuses a prior run that is not trained."
     prior = Prior.load(cfg.prior_run)
@@ -126,7 +104,7 @@ def _open_prior(cfg: EvalPriorConfig) -> dict:
                           f'got {cfg.context_frames}', 'context_frames')
     return {'prior': prior, 'cache': cache, 'index': index, 'train_ids': tr, 'val_ids': va, 'dataset': read_dataset_config(tc['data_dir'])}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c027
+# %% ../nbs/18_evaluate_prior.ipynb #c029
 def decoded(ctx: dict, videos_u8, tick=None) -> tuple[np.ndarray, np.ndarray]:
     "Real uint8 videos `(n, T, H, W, 3)` as the prior sees them, decoded back from their codes; and the codes."
     prior, out = ctx['prior'], []
@@ -139,7 +117,7 @@ def decoded(ctx: dict, videos_u8, tick=None) -> tuple[np.ndarray, np.ndarray]:
 def _seen(ctx: dict, cfg: EvalPriorConfig, videos_u8, tick=None) -> np.ndarray:
     return decoded(ctx, videos_u8, tick)[0] if cfg.classifier_on == 'decoded' else videos_u8
 
-# %% ../nbs/18_evaluate_prior.ipynb #c030
+# %% ../nbs/18_evaluate_prior.ipynb #c032
 def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
     "Train (or reload) the classifier on real (decoded) videos; the reference features, paths and floors."
     tr, va, index, n = ctx['train_ids'], ctx['val_ids'], ctx['index'], cfg.per_class * len(CLASSES)
@@ -163,7 +141,7 @@ def reference(ctx: dict, cfg: EvalPriorConfig, out: Path, tick) -> dict:
                  'classifier_real_heldout_balanced_accuracy': acc, 'real_vs_real_frechet': frechet_distance(ref['features'], features(seen_b, head, basis)),
                  'real': measures(real_b, np.arange(len(real_b))[:, None], lb, ref), 'reconstructions': measures(recon_b, codes_b, lb, ref)}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c033
+# %% ../nbs/18_evaluate_prior.ipynb #c035
 def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "`videos`, `codes` and `labels` of one set of sampled videos (`which` in SETS)."
     prior, g = ctx['prior'], torch.Generator().manual_seed(cfg.seed + SETS.index(which))
@@ -182,7 +160,7 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c036
+# %% ../nbs/18_evaluate_prior.ipynb #c038
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
     if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order, tick=tick)['videos']
@@ -206,7 +184,7 @@ def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:
     p = psnr(videos_to_float(videos[:, k:]), videos_to_float(real[:, k:])).mean()
     return {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': float(p)}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c038
+# %% ../nbs/18_evaluate_prior.ipynb #c040
 def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     "Centroid error (px) per future frame and PSNR of the future frames, for each prior and the two baselines."
     k = cfg.context_frames
@@ -226,7 +204,7 @@ def prediction(ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     out['constant_velocity'] = {'centroid_err_px': float(err.mean()), 'centroid_err_px_per_frame': err.tolist(), 'psnr': None}
     return out
 
-# %% ../nbs/18_evaluate_prior.ipynb #c041
+# %% ../nbs/18_evaluate_prior.ipynb #c043
 BETTER = {'balanced_accuracy': 'high', 'one_object_share': 'high', 'frechet': 'low', 'path_roughness_px': 'low', 'distinct_grids': 'high'}
 
 def informative(trained: float, control: float, better: str, margin: float = 0.2) -> bool:
@@ -243,7 +221,7 @@ def targets(rep: dict) -> dict:
             'both controls clearly worse on every measure': all(informative(t[k], rep['sets'][c][k], b) for c in ('untrained', 'unigram')
                                                                for k, b in BETTER.items() if k != 'distinct_grids')}
 
-# %% ../nbs/18_evaluate_prior.ipynb #c043
+# %% ../nbs/18_evaluate_prior.ipynb #c045
 ROWS = (('balanced_accuracy', 'class fidelity (balanced accuracy)', '{:.1%}'), ('one_object_share', 'frames with exactly one object', '{:.1%}'),
         ('no_object_share', 'frames with no object', '{:.1%}'), ('frechet', 'Frechet distance to real (features)', '{:.2f}'),
         ('path_roughness_px', 'path roughness (px, second differences)', '{:.2f}'), ('distinct_grids', 'distinct token grids', '{:.1%}'),
@@ -271,7 +249,7 @@ def render_prior_report(rep: dict) -> str:
     L += ['', '## Targets', ''] + [f"- {k}: {'met' if v else 'NOT met'}" for k, v in rep['targets'].items()]
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/18_evaluate_prior.ipynb #c047
+# %% ../nbs/18_evaluate_prior.ipynb #c049
 def _save_set(out: Path, which: str, s: dict) -> dict:
     with atomic_writer(out / f'samples_{which}.npz') as f: np.savez(f, **s)
     save_video_grid_gif(videos_to_float(s['videos'][::max(1, len(s['videos']) // 16)][:16]), out / f'samples_{which}.gif',
@@ -281,7 +259,7 @@ def _save_set(out: Path, which: str, s: dict) -> dict:
 def _measure_saved(out: Path, which: str, ref: dict) -> dict:
     with np.load(out / f'samples_{which}.npz') as z: return measures(z['videos'], z['codes'], z['labels'], ref)
 
-# %% ../nbs/18_evaluate_prior.ipynb #c050
+# %% ../nbs/18_evaluate_prior.ipynb #c052
 def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained prior (resumable); returns the report (also `out_dir/report.json` and `report.md`)."
     cfg = EvalPriorConfig.coerce(config, **overrides)
@@ -320,12 +298,10 @@ def _finish_report(rep: dict, cfg: EvalPriorConfig, ctx: dict, out: Path, job) -
             f"(real-vs-real {rep['reference']['real_vs_real_frechet']:.2f})")
     return rep
 
-# %% ../nbs/18_evaluate_prior.ipynb #c053
-build_evaluate_prior_parser, main = job_main(
-    'evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and prediction, beside an untrained '
-    'and a unigram prior. Running it again resumes.', evaluate_prior, directory=lambda a: a.get('out_dir') or Path(a['prior_run']) / 'eval',
-    positional=('prior_run',))
-
 # %% ../nbs/18_evaluate_prior.ipynb #c055
+build_evaluate_prior_parser, main = job_main(EVALUATE_PRIOR_COMMAND, evaluate_prior,
+                                             directory=lambda a: a.get('out_dir') or Path(a['prior_run']) / 'eval')
+
+# %% ../nbs/18_evaluate_prior.ipynb #c057
 #| eval: false
 if __name__ == '__main__': exit_with(main())

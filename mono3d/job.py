@@ -7,31 +7,17 @@ from __future__ import annotations
 import fcntl, itertools, json, os, pickle, platform, select, shlex, signal, socket, struct, subprocess, sys, threading, time, traceback
 from dataclasses import dataclass
 from pathlib import Path
-from .config import Config, ConfigError, param
+from .config import Command, ConfigError, JobConfig
 from .store import UnsafeFile, atomic_write, open_private, utc_now
-from .publish import check_publish_url, public, redact, register_secrets
+from .publish import public, redact, register_secrets
 from .progress import ProgressFile, StopRequested, RUNNING, COMPLETE, say
 from fastcore.basics import patch
 from .status_page import render_status_html, STATUS_HTML
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'RECORD_FORMAT', 'ERROR_LOG', 'JobConfig', 'GracefulStop', 'die_with_parent', 'ProcessMap', 'Processes',
+__all__ = ['LOCK_FILE', 'RECORD_FORMAT', 'ERROR_LOG', 'GracefulStop', 'die_with_parent', 'ProcessMap', 'Processes',
            'DirectoryBusy', 'DirectoryLock', 'reproducibility', 'JobSpec', 'JobFailed', 'identity_diff', 'Job',
            'jsonable', 'run_as_command', 'exit_with', 'job_main']
-
-# %% ../nbs/05_job.ipynb #c006
-@dataclass(frozen=True)
-class JobConfig(Config):
-    "How a job reports (never part of its identity)."
-    progress_every: float = param(30.0, 'seconds between rewrites of PROGRESS.txt, progress.json and status.html', gt=0, limit=86400)
-    heartbeat_every: float = param(30.0, 'seconds between heartbeat lines; a RUNNING job silent for 3 of them shows as STALLED', gt=0, limit=86400)
-    hung_after: float = param(10.0, 'heartbeats without any progress after which a live job is reported HUNG', gt=0, limit=10000)
-    publish_to: str | None = param(None, 'mirror the progress files, status page and plots to this folder or fsspec URL (s3://..., gs://...)', kind='path')
-    bar: bool = param(True, 'show a tqdm progress bar on stderr')
-    quiet: bool = param(False, 'print only heartbeats, warnings and the final result')
-
-    def check(self):
-        if self.publish_to: check_publish_url(self.publish_to)    # an unknown scheme is refused here, before anything exists
 
 # %% ../nbs/05_job.ipynb #c009
 class GracefulStop:
@@ -543,28 +529,20 @@ def exit_with(code: int):
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, now)
     sys.exit(code)
 
-# %% ../nbs/05_job.ipynb #c064
-def job_main(name: str, cls, description: str, run, directory, positional=(), extra=()):
+# %% ../nbs/05_job.ipynb #c067
+def job_main(cmd: Command, run, directory):
     """`(build_parser, main)` of the `mono3d NAME` command. `run(config, **options)` gets the config (defaults <
-    `--config FILE` < flags) and the values of the `extra` flags (`((args...), kwargs)` pairs for `add_argument`)."""
-    import argparse
-    from mono3d.config import SuggestingParser, add_config_arguments, config_from_args, config_yaml
-    dests = [kw.get('dest') or args[0].lstrip('-').replace('-', '_') for args, kw in extra]
-    def build_parser(prog: str = f'mono3d {name}') -> argparse.ArgumentParser:
-        ap = SuggestingParser(prog=prog, description=description)
-        add_config_arguments(ap, cls, positional=positional)
-        for args, kw in extra: ap.add_argument(*args, **kw)
-        ap.add_argument('--print-config', action='store_true', help='print the complete configuration as commented YAML '
-                        '(which --config reads back) and exit; nothing is created')
-        ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
-        return ap
+    `--config FILE` < flags) and the values of the command's extra flags."""
+    from mono3d.config import config_from_args, config_yaml
+    dests = [kw.get('dest') or args[0].lstrip('-').replace('-', '_') for args, kw in cmd.extra]
     def main(argv: list[str] | None = None) -> int:
         import logging
         logging.basicConfig(level=logging.INFO, format='[mono3d] %(levelname)s: %(message)s', stream=sys.stderr)
-        a = vars(build_parser().parse_args(argv))
+        a = vars(cmd.parser().parse_args(argv))
         if a.pop('print_config', False):
-            return run_as_command(name, lambda: print(config_yaml(config_from_args(cls, {k: v for k, v in a.items() if k not in dests and k != 'debug'})), end=''),
+            flags = {k: v for k, v in a.items() if k not in dests and k != 'debug'}
+            return run_as_command(cmd.name, lambda: print(config_yaml(config_from_args(cmd.cls, flags)), end=''),
                                   directory=None, debug=a.get('debug', False))
         debug, options = a.pop('debug', False), {k: a.pop(k) for k in dests}
-        return run_as_command(name, lambda: run(config_from_args(cls, a), **options), directory=directory(a), debug=debug)
-    return build_parser, main
+        return run_as_command(cmd.name, lambda: run(config_from_args(cmd.cls, a), **options), directory=directory(a), debug=debug)
+    return cmd.parser, main

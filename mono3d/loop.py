@@ -5,55 +5,33 @@
 # %% ../nbs/12_loop.ipynb #c003
 from __future__ import annotations
 import copy, gc, hashlib, importlib.util, io, json, math, netrc, os, random, resource, shlex, statistics, subprocess, sys, time
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from fastcore.basics import patch
-from .config import ConfigError, param
+from .config import ConfigError
+from .config import TrainJobConfig  # noqa: F401 (also importable from here, where it is taught)
 from .store import ManifestStore, atomic_write, utc_now
 from .progress import StopRequested, say, format_duration
 from .publish import public
-from .job import Job, JobConfig, JobSpec, Processes, identity_diff
+from .job import Job, JobSpec, Processes, identity_diff
 from .recipe import OptimConfig, PlanShape, TrainingPlan, WeightAverage, apply_gradients, optimisation_step, warmup_cosine
 from .stream import StepLoader
 from .plots import plot_loss_curve, plot_validation_curves
 
 # %% auto #0
-__all__ = ['DEVICES', 'PRECISIONS', 'TRACKERS', 'CKPT_PREFIX', 'BATCH_TIMEOUT', 'PROBE_STEPS', 'PRECISION_GAIN',
-           'PRECISION_TOLERANCE', 'TrainJobConfig', 'pick_device', 'peak_memory_mb', 'rng_state', 'set_rng_state',
-           'TrainState', 'Checkpoints', 'StepInterrupted', 'StopHooks', 'Task', 'check_tracker', 'Reporter',
-           'check_prelaunch_tests', 'run_prelaunch_checklist', 'Trainer', 'divisors', 'ordered_sum', 'part_seed',
-           'train']
+__all__ = ['CKPT_PREFIX', 'BATCH_TIMEOUT', 'PROBE_STEPS', 'PRECISION_GAIN', 'PRECISION_TOLERANCE', 'pick_device',
+           'peak_memory_mb', 'rng_state', 'set_rng_state', 'TrainState', 'Checkpoints', 'StepInterrupted', 'StopHooks',
+           'Task', 'check_tracker', 'Reporter', 'check_prelaunch_tests', 'run_prelaunch_checklist', 'Trainer',
+           'divisors', 'ordered_sum', 'part_seed', 'train']
 
-# %% ../nbs/12_loop.ipynb #c006
-DEVICES, PRECISIONS, TRACKERS = ('auto', 'cpu', 'cuda'), ('auto', 'fp32', 'bf16', 'measure'), ('none', 'tensorboard', 'wandb')
+# %% ../nbs/12_loop.ipynb #c008
 CKPT_PREFIX = 'step_'
 BATCH_TIMEOUT = 600.0      # seconds a batch worker may send nothing before the job stops with an error (it is stuck)
 
-@dataclass(frozen=True)
-class TrainJobConfig(JobConfig):
-    "How a training job saves, reports and runs."
-    ckpt_every_steps: int = param(500, 'checkpoint every this many steps', lo=1, limit=10 ** 9)
-    ckpt_every_minutes: float = param(5.0, '... and at least every this many minutes', gt=0, limit=10080)
-    keep_last: int = param(3, 'checkpoints kept (the best one by held-out loss is kept too)', lo=1, limit=10_000)
-    val_every_steps: int = param(0, 'validate every this many steps (0: four times per run, and at the end)', lo=0, limit=10 ** 9)
-    print_every: int = param(50, 'print a line every this many steps', lo=1, limit=10 ** 9)
-    threads: int = param(0, 'torch threads per process (0: the cores shared among the processes of this machine)', lo=0, limit=1024)
-    workers: int = param(1, 'processes that read and prepare the batches ahead of the training (0: none)', lo=0, hi=32)
-    device: str = param('auto', 'where to train: auto uses a GPU when there is one', choices=DEVICES)
-    precision: str = param('auto', 'auto: bf16 autocast on a GPU, fp32 on a CPU; measure: time both at the start and take bf16 '
-                           'where it is at least 1.15x faster and its probe loss matches (recorded in run.json)', choices=PRECISIONS)
-    channels_last: bool = param(True, 'channels_last_3d memory format (measured faster on this CPU and on GPUs)')
-    compile: bool = param(False, 'torch.compile the training step (slower on the 2-core CPU: see the benchmarks)')
-    production: bool = param(False, 'run the pre-launch checklist (the test suite) first, and refuse to start unless it passes')
-    prelaunch_tests: str = param('tests', 'pytest arguments of the pre-launch checklist')
-    log_to: str = param('none', 'also log the scalars of progress.json to TensorBoard (RUN_DIR/tb) or Weights & Biases', choices=TRACKERS)
-    wandb_project: str = param('mono3d', 'the Weights & Biases project (with log_to wandb)')
-
-# %% ../nbs/12_loop.ipynb #c009
+# %% ../nbs/12_loop.ipynb #c011
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     "`'auto'`: this process's GPU when CUDA is available, else the CPU; `'cuda'` insists; `'cpu'` forces the CPU."
     if name == 'cuda' and not torch.cuda.is_available():
@@ -69,7 +47,7 @@ def peak_memory_mb(device: torch.device) -> dict:
     if device.type == 'cuda': out['gpu_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return out
 
-# %% ../nbs/12_loop.ipynb #c012
+# %% ../nbs/12_loop.ipynb #c014
 def rng_state() -> dict:
     "The global random generators' states."
     np_state = np.random.get_state()
@@ -85,7 +63,7 @@ def set_rng_state(s: dict) -> None:
     torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
-# %% ../nbs/12_loop.ipynb #c015
+# %% ../nbs/12_loop.ipynb #c017
 class TrainState:
     "Model, optimiser, weight average, plan and schedule, step, best, pending validation and history of one run."
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, ema: WeightAverage | None, plan: TrainingPlan,
@@ -114,7 +92,7 @@ class TrainState:
         "The model that is validated and saved: the weight average when there is one."
         return self.ema.model if self.ema is not None else self.model
 
-# %% ../nbs/12_loop.ipynb #c018
+# %% ../nbs/12_loop.ipynb #c020
 @patch(as_prop=True)
 def warmup(self: TrainState) -> int:
     "Warm-up steps: `--warmup-steps`, but at most a tenth of the run (else a short run never reaches its learning rate)."
@@ -139,7 +117,7 @@ def warmup_note(self: TrainState) -> str:
     w, asked = self.warmup, self.optim.warmup_steps
     return f'; warm-up {w} steps' + (f' (--warmup-steps {asked} capped at a tenth of the run)' if w < asked else '')
 
-# %% ../nbs/12_loop.ipynb #c021
+# %% ../nbs/12_loop.ipynb #c023
 class Checkpoints:
     "The checkpoints of one run directory: save, rotate, find the newest usable one, tidy."
     def __init__(self, run_dir, identity: dict, keep_last: int = 3):
@@ -164,7 +142,7 @@ class Checkpoints:
         if diff: raise ConfigError(f'checkpoint {manifest["name"]} belongs to a run with other settings ({"; ".join(diff)})', 'run_dir')
         return ck
 
-# %% ../nbs/12_loop.ipynb #c023
+# %% ../nbs/12_loop.ipynb #c025
 @patch
 def find(self: Checkpoints, fits, restart: bool = False) -> dict | None:
     """The newest checkpoint that is valid, loads and `fits(checkpoint)` without raising; None for a new run. Read-only:
@@ -190,7 +168,7 @@ def tidy(self: Checkpoints, resuming: bool) -> None:
         aside.rename(aside.with_name(aside.name.replace('uncommitted-', 'unusable-')))
     else: self.store.set_aside(self.store.orphans(), 'checkpoint files without a manifest: never deleted, moved aside')
 
-# %% ../nbs/12_loop.ipynb #c026
+# %% ../nbs/12_loop.ipynb #c028
 class StepInterrupted(StopRequested):
     "A stop that abandoned a step half-way: the state is still that of the last completed step."
 
@@ -208,7 +186,7 @@ class StopHooks:
         for h in self.handles: h.remove()
         self.handles = []
 
-# %% ../nbs/12_loop.ipynb #c029
+# %% ../nbs/12_loop.ipynb #c031
 class Task:
     "The model-specific half of a training run (see above). `cfg` has `run_dir`, `seed`, `optim` and `job`."
     spec: JobSpec
@@ -237,7 +215,7 @@ class Task:
         "The micro-batches of a step: `micro_batches`, or one per process when it is 0."
         return self.cfg.optim.micro_batches or self.proc.world
 
-# %% ../nbs/12_loop.ipynb #c034
+# %% ../nbs/12_loop.ipynb #c036
 def check_tracker(name: str) -> None:
     "Refuse (`ConfigError`) a tracker whose package is not installed, or W&B without credentials."
     pkg = {'tensorboard': 'tensorboard', 'wandb': 'wandb'}.get(name)
@@ -253,7 +231,7 @@ def _wandb_credentials() -> bool:
     try: return netrc.netrc().authenticators(os.environ.get('WANDB_BASE_URL', 'https://api.wandb.ai').split('://')[-1].split('/')[0]) is not None
     except (OSError, netrc.NetrcParseError): return False
 
-# %% ../nbs/12_loop.ipynb #c036
+# %% ../nbs/12_loop.ipynb #c038
 class Reporter:
     "Progress files, console lines and an optional tracker, on rank 0 only."
     def __init__(self, job: Job, task: Task, plan: TrainingPlan, start_step: int, wandb_id: str | None):
@@ -279,7 +257,7 @@ class Reporter:
         elif self.kind == 'wandb': self.tracker.finish()
         self.tracker = None
 
-# %% ../nbs/12_loop.ipynb #c039
+# %% ../nbs/12_loop.ipynb #c041
 @patch
 def image(self: Reporter, step: int, tag: str, path: Path) -> None:
     "A picture the run wrote (a PNG, or a GIF's first frame) as an image of the tracker."
@@ -300,7 +278,7 @@ def hparams(self: Reporter, final: dict) -> None:
         self.tracker.add_hparams(public(flat), metrics, run_name='hparams')
     elif self.kind == 'wandb': self.tracker.summary.update(metrics)
 
-# %% ../nbs/12_loop.ipynb #c042
+# %% ../nbs/12_loop.ipynb #c044
 @patch
 def step(self: Reporter, step: int, loss: float, lr: float, samples: int, parts: dict | None = None) -> None:
     if not self.main: return
@@ -322,7 +300,7 @@ def validation(self: Reporter, step: int, m: dict) -> None:
     self.scalars(step, {f'val/{k}': v for k, v in m.items() if k != 'step'})
     for tag, path in self.task.pictures().items(): self.image(step, tag, path)
 
-# %% ../nbs/12_loop.ipynb #c045
+# %% ../nbs/12_loop.ipynb #c047
 def check_prelaunch_tests(tests: str) -> list[str]:
     "The checklist's pytest arguments, or a `ConfigError` when they name no existing test path."
     args = shlex.split(tests)
@@ -344,7 +322,7 @@ def run_prelaunch_checklist(run_dir, tests: str = 'tests') -> str:
     say(f'[prelaunch] checklist passed: {tail.splitlines()[-1] if tail else ""}')
     return report
 
-# %% ../nbs/12_loop.ipynb #c048
+# %% ../nbs/12_loop.ipynb #c050
 class Trainer:
     "One process's training run of `task` inside `job` (see `train`)."
     def __init__(self, task: Task, job: Job, proc: Processes, restart: bool = False):
@@ -363,7 +341,7 @@ class Trainer:
     @property
     def plan(self) -> TrainingPlan: return self.state.plan
 
-# %% ../nbs/12_loop.ipynb #c051
+# %% ../nbs/12_loop.ipynb #c053
 def divisors(k: int) -> list[int]: return [d for d in range(1, k + 1) if k % d == 0]
 
 @patch(as_prop=True)
@@ -389,7 +367,7 @@ def process_identity(self: Trainer) -> dict:
     if o.grad_order == 'canonical' and not self.cuda: out['threads_per_process'] = torch.get_num_threads()
     return out
 
-# %% ../nbs/12_loop.ipynb #c053
+# %% ../nbs/12_loop.ipynb #c055
 @patch
 def build(self: Trainer) -> None:
     "The model (from the seeded generator), the optimiser, the weight average and the plan; nothing is written."
@@ -407,7 +385,7 @@ def build(self: Trainer) -> None:
     if cfg.job.log_to != 'none' and self.main: check_tracker(cfg.job.log_to)
     if cfg.job.production and self.main: check_prelaunch_tests(cfg.job.prelaunch_tests)
 
-# %% ../nbs/12_loop.ipynb #c056
+# %% ../nbs/12_loop.ipynb #c058
 @patch
 def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     o, shape = self.cfg.optim, self.task.plan_shape()
@@ -416,7 +394,7 @@ def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
     if o.steps: return TrainingPlan.make(o.steps, shape)
     return TrainingPlan.for_epochs(o.epochs, shape)
 
-# %% ../nbs/12_loop.ipynb #c058
+# %% ../nbs/12_loop.ipynb #c060
 @patch
 def check_before_writing(self: Trainer) -> dict | None:
     "Rank 0, under the lock: compare the directory with the request and find the checkpoint; refuse before any write."
@@ -432,7 +410,7 @@ def check_before_writing(self: Trainer) -> dict | None:
     self.record = {'wandb_id': hashlib.sha1(f'{self.run.resolve()}{time.time()}'.encode()).hexdigest()[:12], **kept}
     return ck
 
-# %% ../nbs/12_loop.ipynb #c061
+# %% ../nbs/12_loop.ipynb #c063
 @patch
 def resume_hint(self: Trainer, refusal: str) -> str:
     "For a refusal that is about the processes: the process counts (and threads) the directory's run resumes on."
@@ -447,7 +425,7 @@ def resume_hint(self: Trainer, refusal: str) -> str:
                 'a run started with --micro-batches K resumes on any process count that divides K.')
     return ''
 
-# %% ../nbs/12_loop.ipynb #c064
+# %% ../nbs/12_loop.ipynb #c066
 PROBE_STEPS, PRECISION_GAIN, PRECISION_TOLERANCE = 6, 1.15, 0.05
 
 @patch
@@ -484,7 +462,7 @@ def measure_precision(self: Trainer) -> dict:
             'fp32_step_s': out['fp32']['step_s'], 'bf16_step_s': out['bf16']['step_s'], 'fp32_probe_loss': a, 'bf16_probe_loss': b,
             'rule': f'bf16 when >= {PRECISION_GAIN}x faster and its probe loss within {PRECISION_TOLERANCE:.0%} of fp32 after {PROBE_STEPS} steps'}
 
-# %% ../nbs/12_loop.ipynb #c067
+# %% ../nbs/12_loop.ipynb #c069
 @patch
 def choose_precision(self: Trainer) -> None:
     "`--precision measure`: the recorded verdict, or rank 0 measures it now (`measure_precision`); every rank takes it."
@@ -497,7 +475,7 @@ def choose_precision(self: Trainer) -> None:
     self.job.say(f"[{self.job.kind}] precision measured: {rec['chosen']} (bf16 autocast {rec['speedup_bf16']:.2f}x the speed of fp32 here, "
                  f"probe loss {rec['bf16_probe_loss']:.4g} against {rec['fp32_probe_loss']:.4g}; recorded in run.json)")
 
-# %% ../nbs/12_loop.ipynb #c069
+# %% ../nbs/12_loop.ipynb #c071
 @patch
 def open(self: Trainer) -> None:
     "Build, check, write the record, prepare the data, resume: see above."
@@ -539,7 +517,7 @@ def close(self: Trainer) -> None:
     if self.hooks is not None: self.hooks.remove(); self.hooks = None
     if getattr(self, 'report', None) is not None: self.report.close(); self.report = None
 
-# %% ../nbs/12_loop.ipynb #c072
+# %% ../nbs/12_loop.ipynb #c074
 @patch
 def segment_end(self: Trainer) -> int:
     "Where the current run of batches ends: the plan's end, or where a provisional plan is measured."
@@ -561,7 +539,7 @@ def batches(self: Trainer):
             yield step, batch
     finally: loader.close()
 
-# %% ../nbs/12_loop.ipynb #c075
+# %% ../nbs/12_loop.ipynb #c077
 @patch
 def train_step(self: Trainer, batch) -> dict:
     "One optimisation step; every rank then votes on stopping, so all stop after the same step."
@@ -601,7 +579,7 @@ def count_time(self: Trainer, seconds: float, clip: bool, batch) -> None:
     ph = self.timing['phases'].setdefault('clip' if clip else 'full', {'steps': 0, 'videos': 0, 'seconds': 0.0, 'shape': list(batch.shape[2:])})
     ph['steps'] += 1; ph['videos'] += len(batch) * self.proc.world; ph['seconds'] += seconds
 
-# %% ../nbs/12_loop.ipynb #c078
+# %% ../nbs/12_loop.ipynb #c080
 def ordered_sum(rows: torch.Tensor) -> torch.Tensor:
     "`rows` (along dim 0) added one at a time in their order: the same bits for the same rows, however they were gathered."
     out = rows[0].clone()
@@ -612,7 +590,7 @@ def part_seed(seed: int, step: int, part: int) -> int:
     "The seed of torch's generator during micro-batch `part` of step `step`."
     return int(np.random.SeedSequence([seed, step, part, 0x5EED]).generate_state(1)[0])
 
-# %% ../nbs/12_loop.ipynb #c080
+# %% ../nbs/12_loop.ipynb #c082
 @patch
 def micro_gradients(self: Trainer, batch) -> tuple[torch.Tensor, list[str], torch.Tensor]:
     "This process's micro-batches of `batch`: their flat gradients `(n, P)`, the names of the loss's parts and their values `(n, parts)`."
@@ -629,7 +607,7 @@ def micro_gradients(self: Trainer, batch) -> tuple[torch.Tensor, list[str], torc
         values.append([float(parts[k]) for k in keys])
     return torch.stack(flats), keys, torch.tensor(values, dtype=torch.float64, device=self.device)
 
-# %% ../nbs/12_loop.ipynb #c082
+# %% ../nbs/12_loop.ipynb #c084
 @patch
 def micro_step(self: Trainer, batch) -> dict:
     "One optimisation step over this process's micro-batches of `batch`, the gradients combined as `grad_order` says."
@@ -645,7 +623,7 @@ def micro_step(self: Trainer, batch) -> dict:
     for p in params: p.grad = torch.empty_like(p).copy_(grads[at:at + p.numel()].view(p.shape)); at += p.numel()
     return {**means, **apply_gradients(params, st.optimizer, o.grad_clip)}
 
-# %% ../nbs/12_loop.ipynb #c086
+# %% ../nbs/12_loop.ipynb #c088
 @patch
 def due(self: Trainer) -> list[str]:
     "What is due after the step just taken: `'validate'` and/or `'checkpoint'`."
@@ -672,7 +650,7 @@ def after_step(self: Trainer) -> None:
         if not stop.requested: stop.request()
         raise StopRequested(stop.signum)
 
-# %% ../nbs/12_loop.ipynb #c089
+# %% ../nbs/12_loop.ipynb #c091
 @patch
 def validate(self: Trainer) -> dict | None:
     "The task's held-out measures of this step (history, best, loss curve); None when a stop interrupted them."
@@ -703,7 +681,7 @@ def checkpoint(self: Trainer, rng: dict | None = None) -> str:
     self.job.progress.update(last_checkpoint=name)
     return name
 
-# %% ../nbs/12_loop.ipynb #c092
+# %% ../nbs/12_loop.ipynb #c094
 @patch
 def fix_plan(self: Trainer) -> None:
     "With `minutes`: size the plan from the steps measured so far and a timed full-size step, and record it."
@@ -732,7 +710,7 @@ def time_full_step(self: Trainer) -> float:
     t = time.perf_counter(); optimisation_step(lambda: self.task.loss(m2, x, self.amp), m2.parameters(), o2)
     return (time.perf_counter() - t) * len(self.mine)              # one micro-batch, timed; a step takes this process's share
 
-# %% ../nbs/12_loop.ipynb #c096
+# %% ../nbs/12_loop.ipynb #c098
 @patch
 def finish(self: Trainer) -> dict:
     "The final validation, the weights, `metrics.json`; rank 0's final metrics on every rank."
@@ -767,7 +745,7 @@ def finished(self: Trainer) -> dict | None:
     m = json.loads(m.read_text())
     return m['final'] if m.get('steps') == self.step and self.task.saved() else None
 
-# %% ../nbs/12_loop.ipynb #c099
+# %% ../nbs/12_loop.ipynb #c101
 @patch
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."
@@ -800,7 +778,7 @@ def where(self: Trainer) -> str:
     return ('; ' + (f'{p.world} processes ({p.backend}), ' if p.distributed else '') + f'device {self.device}, {self.precision}'
             + (', channels_last_3d' if self.cfg.job.channels_last else '') + (', compiled' if self.cfg.job.compile else ''))
 
-# %% ../nbs/12_loop.ipynb #c102
+# %% ../nbs/12_loop.ipynb #c104
 def train(task: Task, restart: bool = False) -> dict:
     "Train (or resume, or extend) `task`'s run; returns the final held-out metrics."
     cfg, proc = task.cfg, task.proc

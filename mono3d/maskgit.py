@@ -5,18 +5,17 @@
 # %% ../nbs/16_maskgit.ipynb #c003
 from __future__ import annotations
 import math
-from dataclasses import dataclass
 import torch
 from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from fastcore.basics import patch
-from .config import Config, ConfigError, param
+from .config import ConfigError, PriorModelConfig
 
 # %% auto #0
-__all__ = ['OBJECT_FIRST', 'code_digits', 'digits_code', 'mask_share', 'random_mask', 'PriorModelConfig',
-           'MaskedTokenTransformer', 'group_tokens', 'digit_mask', 'split_digits', 'masked_token_loss', 'guided_logits',
-           'sample_tokens', 'decode', 'unigram_sample']
+__all__ = ['OBJECT_FIRST', 'code_digits', 'digits_code', 'mask_share', 'random_mask', 'MaskedTokenTransformer', 'group_tokens',
+           'digit_mask', 'split_digits', 'masked_token_loss', 'guided_logits', 'sample_tokens', 'decode',
+           'unigram_sample']
 
 # %% ../nbs/16_maskgit.ipynb #c006
 def code_digits(codes: torch.Tensor, levels) -> torch.Tensor:
@@ -40,20 +39,6 @@ def random_mask(n: int, positions: int, generator: torch.Generator) -> torch.Ten
     count = torch.ceil(torch.cos(math.pi / 2 * u) * positions).clamp(1, positions).long()
     rank = torch.rand(n, positions, generator=generator).argsort(1).argsort(1)        # a random order of the positions
     return rank < count[:, None]
-
-# %% ../nbs/16_maskgit.ipynb #c012
-@dataclass(frozen=True)
-class PriorModelConfig(Config):
-    "Architecture of a `MaskedTokenTransformer`."
-    width: int = param(192, 'width of the transformer', lo=8, limit=4096)
-    depth: int = param(6, 'transformer layers', lo=1, limit=64)
-    heads: int = param(6, 'attention heads (width must be divisible by it)', lo=1, limit=64)
-    group_h: int = param(4, 'token rows per position of the transformer', lo=1, limit=64)
-    group_w: int = param(4, 'token columns per position of the transformer', lo=1, limit=64)
-    mlp_ratio: int = param(4, 'width of the MLP, in multiples of the width', lo=1, limit=16)
-
-    def check(self):
-        if self.width % self.heads: raise ConfigError(f'width must be divisible by heads={self.heads}, got {self.width}', 'width')
 
 # %% ../nbs/16_maskgit.ipynb #c015
 class MaskedTokenTransformer(nn.Module):

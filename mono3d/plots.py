@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .store import atomic_write
-from .config import ConfigError
+from .config import ConfigError, build_preview_parser
 from .data import CLASSES, load_dataset, videos_to_float
 
 # %% auto #0
@@ -138,7 +138,7 @@ def save_video_grid_gif(videos, path, titles=None, columns: int = 8, fps: int = 
     names = None if titles is None else [[titles[i] for i in range(r, min(n, r + columns))] for r in range(0, n, columns)]
     return _write_gif(rows, names, '', path, fps, scale)
 
-# %% ../nbs/11_plots.ipynb #c026
+# %% ../nbs/11_plots.ipynb #c028
 def preview_dataset(data_dir, out=None, per_class: int = 1) -> Path:
     "An animated GIF of the first `per_class` videos of every class of a dataset (default: `DATA_DIR/preview.gif`)."
     ds = load_dataset(data_dir, verify=False)
@@ -150,18 +150,14 @@ def preview_dataset(data_dir, out=None, per_class: int = 1) -> Path:
 
 def preview_main(argv=None) -> int:
     "`mono3d preview DATA_DIR [--out FILE] [--per-class N]`; returns the exit code."
-    import argparse
     from mono3d.job import run_as_command
-    ap = argparse.ArgumentParser(prog='mono3d preview', description='Write an animated GIF of a few videos of a dataset, one row per class.')
-    ap.add_argument('data_dir', help='a dataset directory'); ap.add_argument('--out', default=None, help='output GIF (default: DATA_DIR/preview.gif)')
-    ap.add_argument('--per-class', type=int, default=1, help='videos per class (default: 1)')
-    a = ap.parse_args(argv)
+    a = build_preview_parser().parse_args(argv)
     def run():
         if a.per_class < 1: raise ConfigError(f'per_class must be an integer >= 1, got {a.per_class}', 'per_class')
         print(f'[preview] wrote {preview_dataset(a.data_dir, a.out, a.per_class)}', flush=True)
     return run_as_command('preview', run)
 
-# %% ../nbs/11_plots.ipynb #c029
+# %% ../nbs/11_plots.ipynb #c031
 def plot_confusions(cls: dict, path) -> None:
     fig = _figure(figsize=(3.2 * len(cls), 3.2)); axes = fig.subplots(1, len(cls))
     for ax, (k, m) in zip(np.atleast_1d(axes), cls.items()):
@@ -171,7 +167,7 @@ def plot_confusions(cls: dict, path) -> None:
         ax.set_title(f"{k}: {100 * m['balanced_accuracy']:.1f}%", fontsize=9); ax.set_xlabel('predicted', fontsize=7)
     save_png(fig, path, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c031
+# %% ../nbs/11_plots.ipynb #c033
 def plot_reconstructions_per_class(x, rec, path) -> None:
     "One original row and one reconstruction row per class, 4 frames each."
     T = x.shape[2]; frames = sorted({0, T // 3, 2 * T // 3, T - 1})
@@ -196,7 +192,7 @@ def plot_forecasts(pos, k: int, preds: dict, labels, path) -> None:
     fig.axes[0].legend(fontsize=6, loc='upper left')
     save_png(fig, path, bbox_inches='tight')
 
-# %% ../nbs/11_plots.ipynb #c034
+# %% ../nbs/11_plots.ipynb #c036
 def plot_axis_errors(sections: dict, path) -> None:
     "`sections`: {title: {model: [x, y, depth] mean absolute errors}} → one grouped bar chart per section."
     fig = _figure(figsize=(4.2 * len(sections), 3.0)); axes = np.atleast_1d(fig.subplots(1, len(sections)))

@@ -5,55 +5,28 @@
 # %% ../nbs/17_prior.ipynb #c003
 from __future__ import annotations
 import json, math
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save as safetensors_save, load as safetensors_load
 from fastcore.basics import patch
-from .config import SEED_MAX, Config, ConfigError, param
+from .config import ORDERS, PRIOR_COMMAND, ConfigError, PriorConfig, build_sample_parser
+from .config import PriorRecipeConfig  # noqa: F401 (also importable from here, where it is taught)
 from .store import atomic_write
 from .job import JobSpec, Processes, exit_with, job_main, run_as_command
 from .data import CLASSES, videos_to_float
-from .recipe import OptimConfig, PlanShape, TrainingPlan
+from .recipe import PlanShape, TrainingPlan
 from .stream import IdStream
 from .tokenizer import VideoTokenizer
 from .plots import save_video_grid_gif
-from .loop import Task, TrainJobConfig, pick_device, train
+from .loop import Task, pick_device, train
 from .train import TrainConfig, split_ids
 from .tokens import TOKENS, TokenCache, blank_codes, ensure_tokens, finished_tokenizer, tokenize_videos
 from .maskgit import MaskedTokenTransformer, PriorModelConfig, decode, group_tokens, masked_token_loss, random_mask
 
 # %% auto #0
-__all__ = ['PRIOR', 'ORDERS', 'build_prior_parser', 'main', 'PriorRecipeConfig', 'PriorConfig', 'tokenizer_levels', 'PriorTask',
-           'save_prior', 'fit_prior', 'Prior', 'empty_codes', 'build_sample_parser', 'sample_command', 'sample_main']
-
-# %% ../nbs/17_prior.ipynb #c006
-@dataclass(frozen=True)
-class PriorRecipeConfig(Config):
-    "What a training example of the prior is."
-    context_frames: int = param(8, 'video frames a prediction example sees (a multiple of the tokenizer\'s temporal factor)', lo=1, limit=1024)
-    predict_share: float = param(0.3, 'share of the examples that mask exactly the frames after context_frames (prediction)', lo=0, hi=1)
-    class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
-    digit_prefix: float = param(0.3, "share of a random mask's tokens that show their first 1 to 4 digits (the decoder draws a "
-                                "token's digits one after another, each given those before it)", lo=0, hi=1)
-    decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation', lo=1, limit=1024)
-    guidance: float = param(2.0, 'classifier-free guidance of those samples (0: unconditional, 1: conditional)', lo=0, limit=100)
-    background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
-                            "or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
-
-@dataclass(frozen=True)
-class PriorConfig(Config):
-    "Everything a prior run needs. The defaults are the README's prior job."
-    run_dir: str = param('runs/prior', 'run directory (created if missing; running the same command again resumes)', identity=False)
-    tokenizer_run: str = param('runs/default', 'a COMPLETE `mono3d train` run: the frozen tokenizer whose codes the prior models', identity=False)
-    data_dir: str | None = param(None, "the videos (default: the tokenizer run's dataset)", kind='path', identity=False)
-    seed: int = param(0, 'training seed: the initial weights, the order of the videos, the masks', lo=0, limit=SEED_MAX)
-    model: PriorModelConfig = param(PriorModelConfig(), 'the transformer')
-    optim: OptimConfig = param(OptimConfig(epochs=16, batch_size=32, lr=1e-3, warmup_steps=200, min_lr_ratio=0.05, weight_decay=0.05),
-                               'the optimiser and the length of the run')
-    recipe: PriorRecipeConfig = param(PriorRecipeConfig(), 'what a training example is')
-    job: TrainJobConfig = param(TrainJobConfig(channels_last=False, ckpt_every_steps=500), 'checkpoints, reporting, devices', identity=False)
+__all__ = ['PRIOR', 'build_prior_parser', 'main', 'tokenizer_levels', 'PriorTask', 'save_prior', 'fit_prior', 'Prior',
+           'empty_codes', 'sample_command', 'sample_main']
 
 # %% ../nbs/17_prior.ipynb #c009
 PRIOR = JobSpec('prior', 'run.json', 'run_dir', guard=('checkpoints',), private=('checkpoints', 'tb', 'tokens'))
@@ -268,8 +241,6 @@ def _count(count) -> int:
 def _as_u8(videos: torch.Tensor) -> np.ndarray:
     return (videos.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
-ORDERS = ('object-first', 'confidence')     # how decoding picks the tokens it fixes (see `decode` in 16_maskgit)
-
 def _order(order) -> str:
     if order not in ORDERS: raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}", 'order')
     return order
@@ -321,31 +292,7 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 
 # %% ../nbs/17_prior.ipynb #c042
-build_prior_parser, main = job_main(
-    'prior', PriorConfig, 'Train a class-conditional masked-token transformer (MaskGIT) over the codes of a finished tokenizer run. Running '
-    'the same command again resumes; a larger --epochs extends a finished run.', lambda cfg, restart: fit_prior(cfg, restart=restart),
-    directory=lambda a: a.get('run_dir'), positional=('run_dir',),
-    extra=[(('--restart',), dict(action='store_true', help='when every checkpoint is unusable, move them aside and train from step 0'))])
-
-# %% ../nbs/17_prior.ipynb #c044
-def build_sample_parser(prog: str = 'mono3d sample'):
-    import argparse
-    ap = argparse.ArgumentParser(prog=prog, description='Sample videos of a class from a trained prior, or continue real videos. '
-                                 'The same seed gives the same videos.')
-    ap.add_argument('prior_run', help='a trained prior run (its prior.safetensors)')
-    ap.add_argument('--label', choices=CLASSES, default=None, help='the class of the sampled videos (not with --context)')
-    ap.add_argument('--count', type=int, default=16, help='videos to sample (default: 16)')
-    ap.add_argument('--out', required=True, help='a new or empty directory for samples.npz and samples.gif')
-    ap.add_argument('--seed', type=int, default=0, help='seed of the sampling (default: 0)')
-    ap.add_argument('--decode-steps', type=int, default=12, help='decoding steps (default: 12)')
-    ap.add_argument('--temperature', type=float, default=1.0, help='sampling temperature (default: 1; 0 takes the most likely digit)')
-    ap.add_argument('--guidance', type=float, default=None, help='classifier-free guidance (default: 2 for a class, 0 with --context)')
-    ap.add_argument('--order', choices=ORDERS, default='confidence', help="which tokens each decoding step fixes: the most confident "
-                    "(MaskGIT's), or the object's first (default: confidence)")
-    ap.add_argument('--context', default=None, help='an npz whose videos are continued instead (uint8 (n, T, H, W, 3))')
-    ap.add_argument('--context-frames', type=int, default=8, help='frames of each context video that are kept (default: 8)')
-    ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
-    return ap
+build_prior_parser, main = job_main(PRIOR_COMMAND, lambda cfg, restart: fit_prior(cfg, restart=restart), directory=lambda a: a.get('run_dir'))
 
 # %% ../nbs/17_prior.ipynb #c046
 def _context_videos(path) -> np.ndarray:

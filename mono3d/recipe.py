@@ -7,45 +7,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 import torch
-from .config import Config, param
+from .config import OptimConfig, RecipeConfig  # noqa: F401 (also importable from here, where it is taught)
 from .loss import foreground_mask
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['OptimConfig', 'RecipeConfig', 'PlanShape', 'TrainingPlan', 'object_crops', 'object_clips', 'warmup_cosine',
-           'optimisation_step', 'apply_gradients', 'tokenizer_loss', 'tokenizer_step', 'WeightAverage']
-
-# %% ../nbs/08_recipe.ipynb #c006
-@dataclass(frozen=True)
-class OptimConfig(Config):
-    "How long and how fast the weights move."
-    epochs: int = param(35, 'passes over the training videos (a larger value extends a finished run)', lo=1, hi=100_000, identity=False)
-    steps: int | None = param(None, 'train exactly this many steps instead of epochs (a larger value extends a finished run)',
-                              kind='int', optional=True, lo=1, limit=10 ** 9, identity=False)
-    minutes: float | None = param(None, 'train for about this many minutes instead: the number of steps is sized from the step time measured '
-                                  'at the start and recorded, so a resume is exact', kind='float', optional=True, gt=0, limit=1e6)
-    batch_size: int = param(8, 'full-size videos per micro-batch: per step and per process when micro_batches is 0', lo=1, hi=65536)
-    lr: float = param(3e-3, 'peak learning rate (AdamW)', gt=0, limit=1e15)
-    warmup_steps: int = param(100, 'steps of linear warm-up to the peak learning rate', lo=0, limit=10 ** 9)
-    min_lr_ratio: float = param(0.05, 'the cosine ends at this fraction of the peak learning rate', lo=0, hi=1)
-    weight_decay: float = param(0.0, 'AdamW weight decay', lo=0, limit=10)
-    grad_clip: float = param(1.0, 'clip the gradient norm to this', gt=0, limit=1e6)
-    ema: float = param(0.0, 'decay of an exponential moving average of the weights, used for validation and the final weights (0: off)', lo=0, hi=0.99999)
-    micro_batches: int = param(0, 'cut every step into this many micro-batches (each of batch_size videos), shared among the processes: '
-                               'a resume may then use any process count that divides it (0: one per process, and a resume needs the same count)',
-                               lo=0, hi=4096, identity=False)
-    grad_order: str = param('canonical', "with micro_batches: 'canonical' sums the micro-batches' gradients in their order on every process "
-                            "(the same weights whatever the process count); 'allreduce' sums them in one all-reduce (the same samples only)",
-                            choices=('canonical', 'allreduce'), identity=False)
-
-@dataclass(frozen=True)
-class RecipeConfig(Config):
-    "What a training step sees."
-    fg_weight: float = param(10.0, 'extra loss weight of the pixels that differ from the background', lo=0, limit=1e4)
-    crop_size: int = param(24, 'side of the object-centred clips of the first steps (0: full frames throughout)', lo=0, limit=1024)
-    crop_frames: int = param(8, 'frames of a clip (0: all frames)', lo=0, limit=1024)
-    crop_batch_size: int = param(32, 'clips per micro-batch (per step and per process when micro_batches is 0), one per video', lo=1, hi=65536)
-    full_size_fraction: float = param(0.06, 'the last fraction of the steps trains on full-size videos', lo=0, hi=1)
+__all__ = ['PlanShape', 'TrainingPlan', 'object_crops', 'object_clips', 'warmup_cosine', 'optimisation_step', 'apply_gradients',
+           'tokenizer_loss', 'tokenizer_step', 'WeightAverage']
 
 # %% ../nbs/08_recipe.ipynb #c010
 @dataclass(frozen=True)

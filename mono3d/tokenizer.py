@@ -4,101 +4,21 @@
 
 # %% ../nbs/10_tokenizer.ipynb #c003
 from __future__ import annotations
-import json, math, os
-from dataclasses import dataclass
+import json, math
 from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from safetensors.torch import save as safetensors_save, load as safetensors_load
-from .config import Config, ConfigError, param
+from .config import QUANTIZERS, MAX_CODEBOOK  # noqa: F401 (also importable from here, where it is taught)
+from .config import ConfigError, TokenizerConfig
 from .store import atomic_write
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['QUANTIZERS', 'MAX_CODEBOOK', 'WEIGHTS_NAME', 'TokenizerConfig', 'ResBlock3d', 'Downsample3d', 'Upsample3d',
-           'Encoder3d', 'Decoder3d', 'fsq_entropy_penalty', 'VideoTokenizer']
-
-# %% ../nbs/10_tokenizer.ipynb #c006
-QUANTIZERS = ('fsq', 'lfq')
-MAX_CODEBOOK = 2 ** 20      # FSQ and LFQ keep tables of the codebook's size; more than a million entries is a typing mistake
-
-def _pow2(name, v):
-    if v & (v - 1): raise ConfigError(f'{name} must be a power of two, got {v!r}', name)
-
-def _ram_bytes() -> int:
-    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (ValueError, OSError, AttributeError): return 0
-
-# %% ../nbs/10_tokenizer.ipynb #c008
-@dataclass(frozen=True)
-class TokenizerConfig(Config):
-    "Architecture of a `VideoTokenizer`."
-    channels: int = param(16, 'width of the first level of the encoder (and last of the decoder)', lo=1, hi=1024)
-    channel_mults: tuple = param((1, 2, 2), 'width multiplier per level; a downsampling stage between levels', lo=1, limit=64)
-    res_blocks: int = param(1, 'residual blocks per level (the depth)', lo=0, hi=16)
-    stem_patch: int = param(2, 'space-to-depth patch of the stem (1 = none)', lo=1, hi=16)
-    spatial_downsample: int = param(4, 'total spatial factor: stem patch x strided stages', lo=1, hi=64)
-    temporal_downsample: int = param(2, 'total temporal factor', lo=1, hi=64)
-    quantizer: str = param('fsq', 'finite scalar quantization or lookup-free quantization', choices=QUANTIZERS)
-    levels: tuple = param((5, 5, 5, 5, 5), 'FSQ levels per latent channel; the codebook is their product', lo=2, limit=2 ** 20)
-    lfq_bits: int = param(10, 'LFQ: latent channels = bits, codebook = 2**bits', lo=1, hi=20)
-    entropy_weight: float = param(0.002, 'FSQ: weight of the entropy penalty on soft code assignments (sharp per token, '
-                                         'spread over the batch); 0 = off; LFQ keeps its own entropy loss', lo=0, limit=100)
-    norm_groups: int = param(8, 'GroupNorm groups (every level width must be divisible by it)', lo=1, limit=1024)
-
-    def check(self):
-        for m in self.channel_mults:
-            if (self.channels * m) % self.norm_groups:
-                raise ConfigError(f'channels*mult must be divisible by norm_groups={self.norm_groups}, got {self.channels}*{m}', 'channels')
-        for n in ('stem_patch', 'spatial_downsample', 'temporal_downsample'): _pow2(n, getattr(self, n))
-        stages = len(self.channel_mults) - 1
-        if self.spatial_downsample < self.stem_patch or self.spatial_downsample // self.stem_patch > 2 ** stages:
-            raise ConfigError(f'spatial_downsample={self.spatial_downsample} needs stem_patch={self.stem_patch} times at most '
-                              f'2**{stages} (one factor of 2 per stage of channel_mults={self.channel_mults})', 'spatial_downsample')
-        if self.temporal_downsample > 2 ** stages:
-            raise ConfigError(f'temporal_downsample={self.temporal_downsample} is more than 2**{stages} allowed by channel_mults={self.channel_mults}',
-                              'temporal_downsample')
-        if self.quantizer == 'fsq' and min(self.levels) < 3: raise ConfigError(f'levels must be integers >= 3 for FSQ, got {self.levels!r}', 'levels')
-        if self.quantizer == 'lfq' and self.entropy_weight not in (0, TokenizerConfig.entropy_weight):
-            raise ConfigError(f'entropy_weight is for FSQ (LFQ has its own entropy loss, weight 0.1), got {self.entropy_weight!r} '
-                              'with quantizer lfq; leave it at its default', 'entropy_weight')
-        if self.codebook_size > MAX_CODEBOOK:
-            what = f"levels {','.join(map(str, self.levels))}" if self.quantizer == 'fsq' else f'lfq_bits {self.lfq_bits}'
-            raise ConfigError(f'{what} make a codebook of {self.codebook_size:,} codes; at most {MAX_CODEBOOK:,} (2**20) are supported',
-                              'levels' if self.quantizer == 'fsq' else 'lfq_bits')
-        params = self.parameter_count()
-        ram = _ram_bytes()
-        if ram and params * 16 > ram / 2:    # weights, gradients and two AdamW moments, all float32
-            raise ConfigError(f'channels={self.channels}, channel_mults={self.channel_mults}, res_blocks={self.res_blocks} make '
-                              f'{params:,} parameters, whose training state ({params * 16 / 2**30:.1f} GiB) would not fit in this '
-                              f"machine's {ram / 2**30:.0f} GiB; use fewer channels", 'channels')
-
-    @property
-    def strides(self) -> list[tuple[int, int, int]]:
-        "(t, h, w) stride of each downsampling stage."
-        n = len(self.channel_mults) - 1
-        ks, kt = int(math.log2(self.spatial_downsample // self.stem_patch)), int(math.log2(self.temporal_downsample))
-        return [(2 if i >= n - kt else 1, 2 if i < ks else 1, 2 if i < ks else 1) for i in range(n)]
-    @property
-    def latent_dim(self) -> int: return len(self.levels) if self.quantizer == 'fsq' else self.lfq_bits
-    @property
-    def codebook_size(self) -> int: return math.prod(self.levels) if self.quantizer == 'fsq' else 2 ** self.lfq_bits
-
-    def parameter_count(self) -> int:
-        "The number of parameters the model will have, counted from the config alone (before anything is built)."
-        w = [self.channels * m for m in self.channel_mults]
-        conv = lambda ci, co, k: ci * co * k + co
-        res = lambda c: 2 * conv(c, c, 27) + 4 * c
-        p = conv(3 * self.stem_patch ** 2, w[0], 27) + conv(self.latent_dim, w[-1], 27) + conv(w[0], 3 * self.stem_patch ** 2, 27)
-        p += conv(w[-1], self.latent_dim, 1) + 2 * (w[0] + w[-1])
-        for i, c in enumerate(w):
-            p += 2 * self.res_blocks * res(c)
-            if i < len(w) - 1:
-                st = math.prod(self.strides[i])
-                p += conv(c, w[i + 1], 27) + conv(w[i + 1], c * st, 27)
-        return p
+__all__ = ['WEIGHTS_NAME', 'ResBlock3d', 'Downsample3d', 'Upsample3d', 'Encoder3d', 'Decoder3d', 'fsq_entropy_penalty',
+           'VideoTokenizer']
 
 # %% ../nbs/10_tokenizer.ipynb #c011
 class ResBlock3d(nn.Module):

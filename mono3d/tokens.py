@@ -5,11 +5,10 @@
 # %% ../nbs/15_tokens.ipynb #c003
 from __future__ import annotations
 import json, os
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .config import Config, ConfigError, param
+from .config import TOKENS_COMMAND, ConfigError, TokenCacheConfig
 from .store import ManifestStore, sha256_file
 from .progress import COMPLETE, read_progress
 from .job import Job, JobConfig, JobSpec, exit_with, job_main
@@ -18,9 +17,9 @@ from .tokenizer import VideoTokenizer
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['TOKEN_PREFIX', 'TOKENS', 'build_tokens_parser', 'main', 'finished_tokenizer', 'TokenCacheConfig', 'object_token_mask',
-           'blank_codes', 'canonical_codes', 'code_dtype', 'tokenize_videos', 'write_token_shard', 'tokenize_dataset',
-           'TokenCache', 'ensure_tokens']
+__all__ = ['TOKEN_PREFIX', 'TOKENS', 'build_tokens_parser', 'main', 'finished_tokenizer', 'object_token_mask', 'blank_codes',
+           'canonical_codes', 'code_dtype', 'tokenize_videos', 'write_token_shard', 'tokenize_dataset', 'TokenCache',
+           'ensure_tokens']
 
 # %% ../nbs/15_tokens.ipynb #c006
 def finished_tokenizer(run_dir, name: str = 'tokenizer_run') -> dict:
@@ -39,28 +38,11 @@ def finished_tokenizer(run_dir, name: str = 'tokenizer_run') -> dict:
     return {'weights': w, 'sha256': sha256_file(w), 'data_dir': rec.get('data_dir'), 'num_samples': data.get('num_samples'),
             'val_samples': data.get('val_samples'), 'config': c}
 
-# %% ../nbs/15_tokens.ipynb #c009
+# %% ../nbs/15_tokens.ipynb #c011
 TOKEN_PREFIX = 'tokens_'
 TOKENS = JobSpec('tokens', 'tokens.json', 'out_dir', guard=(f'{TOKEN_PREFIX}*',))
 
-@dataclass(frozen=True)
-class TokenCacheConfig(Config):
-    "A token-cache job: which tokenizer, which videos, where the codes go."
-    out_dir: str = param('tokens', 'token cache directory (running again resumes or extends it)', identity=False)
-    tokenizer_run: str = param('runs/default', 'a COMPLETE `mono3d train` run: its tokenizer makes the codes', identity=False)
-    data_dir: str | None = param(None, "the dataset to tokenize (default: the tokenizer run's own)", kind='path', identity=False)
-    num_samples: int | None = param(None, "videos to tokenize, the first of the dataset (default: the tokenizer run's num_samples)",
-                                    kind='int', optional=True, lo=1, limit=10 ** 7, identity=False)
-    shard_size: int = param(500, 'videos per shard of codes: the unit of work committed at once', lo=1, limit=100_000, identity=False)
-    batch_size: int = param(50, "videos per forward pass of the encoder (it decides the floating-point sums, so it is part of the identity)",
-                            lo=1, limit=4096)
-    background: str = param('blank', "the codes of the places the object never comes near: 'blank' (a blank video's codes there, "
-                            "predictable) or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
-    threads: int = param(0, 'torch threads (0: all cores; another count can change a code on the edge between two levels)', lo=0,
-                         limit=1024, identity=False)
-    job: JobConfig = param(JobConfig(), 'how the job reports', identity=False)
-
-# %% ../nbs/15_tokens.ipynb #c012
+# %% ../nbs/15_tokens.ipynb #c014
 def object_token_mask(videos_u8, background, factors, dilate: int = 1) -> torch.Tensor:
     "Which tokens `(n, t, h, w)` see the object: a pixel of their block off the `background` colour, grown by `dilate` tokens."
     x = torch.as_tensor(np.asarray(videos_u8)).to(torch.int16)
@@ -78,7 +60,7 @@ def canonical_codes(codes: torch.Tensor, videos_u8, blank: torch.Tensor, backgro
     "`codes` `(n, t, h, w)` with every token away from the object replaced by the `blank` video's code at its place."
     return torch.where(object_token_mask(videos_u8, background, factors), codes, blank)
 
-# %% ../nbs/15_tokens.ipynb #c015
+# %% ../nbs/15_tokens.ipynb #c017
 def code_dtype(codebook_size: int):
     "The smallest integer type that holds every code."
     return np.int16 if codebook_size <= 2 ** 15 else np.int32
@@ -94,12 +76,12 @@ def tokenize_videos(tok: VideoTokenizer, videos_u8: np.ndarray, batch_size: int,
         out.append(c.numpy().astype(code_dtype(tok.codebook_size)))
     return np.concatenate(out)
 
-# %% ../nbs/15_tokens.ipynb #c017
+# %% ../nbs/15_tokens.ipynb #c019
 def write_token_shard(f, codes: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> None:
     "One shard's npz (uncompressed: codes compress little, and a fixed layout keeps the bytes stable)."
     np.savez(f, codes=codes, sample_ids=ids.astype(np.int64), labels=labels.astype(np.int8))
 
-# %% ../nbs/15_tokens.ipynb #c020
+# %% ../nbs/15_tokens.ipynb #c022
 def _tokenize_holes(job: Job, tok: VideoTokenizer, index: ShardIndex, holes, cfg: TokenCacheConfig) -> None:
     "Tokenize and commit the shards that fill `holes`, one by one."
     store = ManifestStore(job.dir, TOKEN_PREFIX, kind='token shard')
@@ -120,7 +102,7 @@ def _labels(index: ShardIndex) -> np.ndarray:
         with np.load(path) as z: out.append(z['labels'])
     return np.concatenate(out)
 
-# %% ../nbs/15_tokens.ipynb #c023
+# %% ../nbs/15_tokens.ipynb #c025
 def tokenize_dataset(config: TokenCacheConfig | dict | None = None, **overrides) -> dict:
     "Make (or resume, or extend) a token cache; returns the final `progress.json` state."
     cfg = TokenCacheConfig.coerce(config, **overrides)
@@ -160,7 +142,7 @@ def _survey_tokens(job: Job, index: ShardIndex) -> list[tuple[int, int]]:
         done.append((m['index'], m['index'] + m['meta']['count']))
     return done
 
-# %% ../nbs/15_tokens.ipynb #c027
+# %% ../nbs/15_tokens.ipynb #c029
 class TokenCache:
     "The codes, ids and labels of a token cache directory (every shard checked against its manifest)."
     def __init__(self, directory):
@@ -181,7 +163,7 @@ class TokenCache:
     @property
     def grid(self) -> tuple: return tuple(self.codes.shape[1:])
 
-# %% ../nbs/15_tokens.ipynb #c030
+# %% ../nbs/15_tokens.ipynb #c032
 def ensure_tokens(out_dir, tokenizer_run, data_dir=None, num_samples=None, job: JobConfig | None = None, background: str = 'blank') -> TokenCache:
     "Make (or finish) the token cache in `out_dir` (its own resumable job), then open it."
     j = job or JobConfig()
@@ -190,15 +172,13 @@ def ensure_tokens(out_dir, tokenizer_run, data_dir=None, num_samples=None, job: 
                      quiet=j.quiet, publish_to=j.publish_to and j.publish_to.rstrip('/') + '/tokens')
     return TokenCache(out_dir)
 
-# %% ../nbs/15_tokens.ipynb #c033
+# %% ../nbs/15_tokens.ipynb #c035
 def _tokens_command(cfg: TokenCacheConfig) -> None:
     s = tokenize_dataset(cfg)
     if s.get('status'): print(f"[tokens] {s['status']}: {s['done']}/{s['total']} videos in {s['directory']}", flush=True)
 
-build_tokens_parser, main = job_main(
-    'tokens', TokenCacheConfig, "Tokenize a dataset with a finished tokenizer run into a token cache (resumable).", _tokens_command,
-    directory=lambda a: a.get('out_dir'), positional=('out_dir',))
+build_tokens_parser, main = job_main(TOKENS_COMMAND, _tokens_command, directory=lambda a: a.get('out_dir'))
 
-# %% ../nbs/15_tokens.ipynb #c035
+# %% ../nbs/15_tokens.ipynb #c037
 #| eval: false
 if __name__ == '__main__': exit_with(main())

@@ -4,75 +4,24 @@
 
 # %% ../nbs/13_train.ipynb #c003
 from __future__ import annotations
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .config import SEED_MAX, Config, ConfigError, param
+from .config import TRAIN_COMMAND, ConfigError, TrainConfig
+from .config import TrainDataConfig  # noqa: F401 (also importable from here, where it is taught)
 from .job import JobSpec, Processes, exit_with, job_main
-from .data import (DATASET_JSON, DatasetConfig, ShardIndex, check_dataset, check_dataset_settings, ensure_dataset, videos_by_shard,
+from .data import (DATASET_JSON, ShardIndex, check_dataset, check_dataset_settings, ensure_dataset, videos_by_shard,
                          videos_to_float)
 from .loss import ReconstructionLoss, MetricSums, format_metrics
-from .recipe import OptimConfig, PlanShape, RecipeConfig, TrainingPlan, object_clips, tokenizer_loss
+from .recipe import PlanShape, TrainingPlan, object_clips, tokenizer_loss
 from .stream import VideoStream
-from .tokenizer import VideoTokenizer, TokenizerConfig
+from .tokenizer import VideoTokenizer
 from .plots import plot_reconstructions, save_reconstruction_gif
-from .loop import Task, TrainJobConfig, pick_device, train
+from .loop import Task, pick_device, train
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TRAIN', 'build_train_parser', 'main', 'TrainDataConfig', 'TrainConfig', 'split_ids', 'TokenizerTask', 'fit']
-
-# %% ../nbs/13_train.ipynb #c006
-@dataclass(frozen=True)
-class TrainDataConfig(DatasetConfig):
-    "The videos of a run: what they look like (a `DatasetConfig`), where they are, and how many."
-    dir: str | None = param(None, 'an existing dataset to train on (default: generate one into RUN_DIR/data)',
-                            kind='path', identity=False, flag='data_dir')
-    num_samples: int = param(5000, 'videos used, training and held-out: the first num_samples of the dataset', lo=2, limit=10 ** 7)
-    val_samples: int | None = param(None, 'held-out videos: the last val_samples of the num_samples (default: min(256, 10%))',
-                                    kind='int', optional=True, lo=1, limit=10 ** 6)
-
-    def check(self):
-        super().check()
-        if self.val_samples is None: object.__setattr__(self, 'val_samples', max(1, min(256, self.num_samples // 10)))
-        if self.val_samples >= self.num_samples:
-            raise ConfigError(f'val_samples must be less than num_samples={self.num_samples}, got {self.val_samples}', 'val_samples')
-
-    def dataset(self) -> DatasetConfig:
-        "The `DatasetConfig` part (what the dataset directory must have been made with)."
-        return DatasetConfig.from_dict({k: v for k, v in self.to_dict().items() if k in DatasetConfig.__dataclass_fields__})
-
-# %% ../nbs/13_train.ipynb #c008
-@dataclass(frozen=True)
-class TrainConfig(Config):
-    "Everything `fit` needs. The defaults are the README's main job."
-    FLAGS = {'data.seed': 'data_seed'}
-    run_dir: str = param('runs/default', 'run directory (created if missing; running the same command again resumes)', identity=False)
-    seed: int = param(0, 'training seed: the initial weights, the order of the videos, the clips', lo=0, limit=SEED_MAX)
-    data: TrainDataConfig = param(TrainDataConfig(), 'the videos')
-    model: TokenizerConfig = param(TokenizerConfig(), 'the tokenizer')
-    optim: OptimConfig = param(OptimConfig(), 'the optimiser and the length of the run')
-    recipe: RecipeConfig = param(RecipeConfig(), 'what a training step sees')
-    job: TrainJobConfig = param(TrainJobConfig(), 'checkpoints, reporting, devices', identity=False)
-
-    def check(self):
-        ft, fs = self.model.temporal_downsample, self.model.spatial_downsample
-        for n, size, f in (('frames', self.data.frames, ft), ('image_size', self.data.image_size, fs)):
-            if size % f: raise ConfigError(f"{n} must be divisible by the tokenizer's factor {f}, got {size}", n)
-        r = self.recipe
-        if r.crop_size % fs or r.crop_size > self.data.image_size:
-            raise ConfigError(f'crop_size must be 0 (full frames) or a multiple of the spatial factor {fs} up to image_size={self.data.image_size}, '
-                              f'got {r.crop_size}', 'crop_size')
-        if r.crop_frames % ft or r.crop_frames > self.data.frames:
-            raise ConfigError(f'crop_frames must be 0 (all frames) or a multiple of the temporal factor {ft} up to frames={self.data.frames}, '
-                              f'got {r.crop_frames}', 'crop_frames')
-
-    @property
-    def clips(self) -> bool:
-        "Whether the first steps train on clips smaller than the videos."
-        r, d = self.recipe, self.data
-        return 0 < r.crop_size < d.image_size or 0 < r.crop_frames < d.frames
+__all__ = ['TRAIN', 'build_train_parser', 'main', 'split_ids', 'TokenizerTask', 'fit']
 
 # %% ../nbs/13_train.ipynb #c011
 TRAIN = JobSpec('train', 'run.json', 'run_dir', guard=('checkpoints',), private=('checkpoints', 'tb'))
@@ -233,10 +182,7 @@ def fit(config: TrainConfig | dict | None = None, restart: bool = False, quiet: 
     return train(TokenizerTask(cfg, proc, pick_device(cfg.job.device, proc.local_rank)), restart=restart)
 
 # %% ../nbs/13_train.ipynb #c034
-build_train_parser, main = job_main(
-    'train', TrainConfig, 'Train the video tokenizer. Running the same command again resumes from the newest valid checkpoint; '
-    'a larger --epochs extends a finished run.', lambda cfg, restart: fit(cfg, restart=restart), directory=lambda a: a.get('run_dir'),
-    positional=('run_dir',), extra=[(('--restart',), dict(action='store_true', help='when every checkpoint is unusable, move them aside and train from step 0'))])
+build_train_parser, main = job_main(TRAIN_COMMAND, lambda cfg, restart: fit(cfg, restart=restart), directory=lambda a: a.get('run_dir'))
 
 # %% ../nbs/13_train.ipynb #c036
 #| eval: false

@@ -165,6 +165,13 @@ def test_help_teaches_and_version_answers():
     assert r.returncode == 0 and '--num-samples' in r.stdout and '(default: 50000)' in r.stdout and '--bar, --no-bar' in r.stdout
     r = run_cli('--version')
     assert r.returncode == 0 and re.fullmatch(r'mono3d \d+\.\d+\.\d+\n', r.stdout)
+    # every job's help, and a refused flag, answer without importing torch (or matplotlib): the parsers live in mono3d.config
+    probe = ('import sys, mono3d.cli as c\nfor argv in [[n, "-h"] for n in c.JOBS] + [["train", "r", "--epoks", "3"], ["sample", "r", "--label", "spiral"]]:\n'
+             '    try: c.main(argv)\n    except SystemExit as e: assert e.code == (0 if "-h" in argv else 2), (argv, e.code)\n'
+             'print(sorted(m for m in ("torch", "matplotlib", "numpy") if m in sys.modules))')
+    r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == '[]', (r.stdout[-300:], r.stderr[-2000:])
+    assert '--epoks: did you mean --epochs?' in r.stderr and "invalid choice: 'spiral'" in r.stderr
 
 
 def test_config_file_yaml_json_and_an_earlier_run_json_with_flags_on_top(tmp_path):
