@@ -30,8 +30,8 @@ __all__ = ['EQ_SLOTS', 'EVALUATE', 'HEAD_INPUTS', 'CLASSIFIERS', 'FORECASTERS', 
            'balanced_accuracy', 'forecast_errors', 'camera_rotation', 'camera_frame_positions',
            'constant_velocity_forecast', 'last_position_forecast', 'object_track', 'kinematic_features', 'conv_trunk',
            'mlp', 'CodeHead', 'PixelHead', 'FeatureHead', 'predict', 'train_head', 'equation_targets',
-           'equation_errors', 'render_equation', 'triangulate', 'rotated_projections', 'stage_names', 'Evaluation',
-           'targets', 'render_report', 'evaluate_run']
+           'equation_errors', 'render_equation', 'triangulate', 'rotated_projections', 'ring_fit', 'fit_equation',
+           'stage_names', 'Evaluation', 'targets', 'render_report', 'evaluate_run']
 
 # %% ../nbs/14_evaluate.ipynb #c009
 def stratified_split(labels, test_per_class: int, val_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -290,6 +290,51 @@ def rotated_projections(projections, image_size: int, degrees: float, rng: np.ra
     return (K @ Re @ np.linalg.inv(K) @ P.reshape(-1, 3, 4)).reshape(P.shape)
 
 # %% ../nbs/14_evaluate.ipynb #c045
+def _axes_on_sphere(n: int = 600) -> np.ndarray:
+    "`n` unit vectors spread over a hemisphere (a Fibonacci lattice): the candidate axes of a ring."
+    k = np.arange(n) + 0.5; z = k / n; r = np.sqrt(1 - z ** 2); a = np.pi * (1 + 5 ** 0.5) * k
+    return np.stack([r * np.cos(a), r * np.sin(a), z], 1)
+
+def _plane(N):
+    "Two unit vectors orthogonal to each axis of `N (m, 3)` and to each other."
+    a = np.where(np.abs(N[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    u = np.cross(N, a); u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return u, np.cross(N, u)
+
+def ring_fit(track, t, N):
+    """A circle in the plane across each candidate axis of `N (m, 3)` and a steady rise along it, fitted to `track (T, 3)`:
+    `(squared residual (m,), radius (m,), rise per unit of t (m,), angle of every frame (T, m))`."""
+    q = track - track.mean(0); u, v = _plane(N)
+    x, y, h = q @ u.T, q @ v.T, q @ N.T                                   # (T, m)
+    A = np.stack([x, y, np.ones_like(x)], -1)                             # x² + y² + D x + E y + F = 0, per candidate
+    rhs = np.einsum('tmi,tm->mi', A, -(x ** 2 + y ** 2))[..., None]
+    D, E, F = np.moveaxis(np.linalg.solve(np.einsum('tmi,tmj->mij', A, A) + 1e-12 * np.eye(3), rhs)[..., 0], -1, 0)
+    cx, cy = -D / 2, -E / 2; r = np.sqrt(np.maximum(cx ** 2 + cy ** 2 - F, 1e-12))
+    tc = t - t.mean(); rise = tc @ h / (tc @ tc)
+    res = ((np.hypot(x - cx, y - cy) - r) ** 2).sum(0) + ((h - h.mean(0) - np.outer(tc, rise)) ** 2).sum(0)
+    return res, r, rise, np.arctan2(y - cy, x - cx)
+
+# %% ../nbs/14_evaluate.ipynb #c048
+def fit_equation(track, label: int) -> np.ndarray:
+    "The 14 slots of class `label`'s equation, fitted by least squares to a 3D track `(T, 3)` in the camera's axes (t = 0..1)."
+    track = np.asarray(track, np.float64); T = len(track); t = np.linspace(0.0, 1.0, T)
+    out, s, c = np.full(14, np.nan), _slot_columns(), CLASSES[label]
+    if c in ('linear', 'parabolic'):
+        coef = np.linalg.lstsq(np.stack([np.ones(T), t] + [0.5 * t ** 2] * (c == 'parabolic'), 1), track, rcond=None)[0]
+        out[s[(c, 'velocity')]] = coef[1]
+        if c == 'parabolic': out[s[(c, 'gravity')]] = coef[2]
+        return out
+    N, g = _axes_on_sphere(), np.linspace(-1, 1, 9)
+    for scale in (0.12, 0.03, 0.008, None):          # the lattice's best axis, then finer and finer patches around it
+        res, r, rise, ang = ring_fit(track, t, N); k = int(np.argmin(res))
+        if scale is None: break
+        u, v = (w[0] for w in _plane(N[k:k + 1]))
+        N = N[k] + scale * (g[:, None, None] * u + g[None, :, None] * v).reshape(-1, 3); N /= np.linalg.norm(N, axis=1, keepdims=True)
+    out[s[(c, 'radius')]] = r[k]; out[s[(c, 'angular_speed')]] = abs(np.polyfit(t, np.unwrap(ang[:, k]), 1)[0])
+    if c == 'helical': out[s[(c, 'rise')]] = abs(rise[k])
+    return out
+
+# %% ../nbs/14_evaluate.ipynb #c052
 EVALUATE = JobSpec('evaluate', 'eval.json', 'out_dir', guard=('stages',), private=('stages',))
 HEAD_INPUTS = ('tokens', 'untrained_tokens', 'random_codes', 'pixels_3dcnn')
 CLASSIFIERS = HEAD_INPUTS + ('kinematic',)
@@ -299,17 +344,18 @@ CONTROLS = ('untrained_tokens', 'random_codes', 'constant_velocity', 'last_posit
 def stage_names(equations: bool, cameras: bool) -> tuple:
     "Every stage, in order: equations need a dataset with `params`, the camera study one with two views."
     names = ['tokenize', 'tokenize_untrained', 'reconstruction', *[f'classify_{k}' for k in CLASSIFIERS], *[f'forecast_{k}' for k in FORECASTERS]]
-    return tuple(names + [f'equation_{k}' for k in HEAD_INPUTS] * equations + ['cameras'] * cameras)
+    return tuple(names + [f'equation_{k}' for k in HEAD_INPUTS] * equations + ['cameras'] * cameras + ['equation_fits'] * (equations and cameras))
 
-# %% ../nbs/14_evaluate.ipynb #c048
+# %% ../nbs/14_evaluate.ipynb #c055
 def _headline(name: str, r: dict) -> dict:
+    if name == 'equation_fits': return {'equation_fit_two_camera_decoded_right': r['two_camera_decoded']['all_within_10pct']}
     if name.startswith('classify'): return {f'{name}_balanced_acc': r['balanced_accuracy']}
     if name.startswith('forecast'): return {f'{name}_mae': r['mae']}
     if name.startswith('equation'): return {f'{name}_right': r['all_within_10pct']}
     if name == 'reconstruction': return {'psnr': r['overall']['psnr'], 'blank_psnr': r['overall']['blank_psnr']}
     return {}
 
-# %% ../nbs/14_evaluate.ipynb #c050
+# %% ../nbs/14_evaluate.ipynb #c057
 def _run_info(run: Path) -> dict:
     "What the run says about the tokenizer's training (empty when it was not made by `mono3d train`)."
     info = {}
@@ -332,7 +378,7 @@ def _open_tokenizer(cfg: EvalConfig):
     info = _run_info(run); rc = info.get('run')
     return VideoTokenizer.load(run / 'tokenizer.safetensors'), info, (rc.data.frames, rc.data.image_size) if rc else (None, None)
 
-# %% ../nbs/14_evaluate.ipynb #c052
+# %% ../nbs/14_evaluate.ipynb #c059
 def _prepare(cfg: EvalConfig) -> dict:
     "Check the inputs, touching nothing: the tokenizer, the dataset's place, shape and seed, the context."
     tok, info, (frames, size) = _open_tokenizer(cfg)
@@ -363,7 +409,7 @@ def _overlap(info: dict, ds, splits) -> dict:
     seen = set(split_ids(rc.data.num_samples, rc.data.val_samples)[0].tolist())
     return {k: int(sum(int(i) in seen for i in ids)) for k, ids in zip(('train', 'val', 'test'), splits)}
 
-# %% ../nbs/14_evaluate.ipynb #c056
+# %% ../nbs/14_evaluate.ipynb #c063
 class Evaluation:
     "One evaluation: its inputs, its job, and what its stages found so far (`results`)."
     def __init__(self, cfg: EvalConfig, job: Job, prep: dict, out: Path):
@@ -382,7 +428,7 @@ class Evaluation:
         self.job.progress.update(metrics=_headline(name, r))
         return r
 
-# %% ../nbs/14_evaluate.ipynb #c059
+# %% ../nbs/14_evaluate.ipynb #c066
 @patch
 def open_data(self: Evaluation) -> None:
     "Generate (or check) the dataset, then read its labels, splits, videos of the first camera and positions."
@@ -407,7 +453,7 @@ def view(self: Evaluation, v: int, ids) -> np.ndarray:
     "uint8 videos of samples `ids` seen by camera `v`."
     return videos_by_shard(self.ds.index, ids, self.ds.shard_videos, camera=v)
 
-# %% ../nbs/14_evaluate.ipynb #c062
+# %% ../nbs/14_evaluate.ipynb #c069
 def _codes(tok: VideoTokenizer, videos, k: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     "Codes of whole videos, and (with `k`) of their first `k` frames alone, int16."
     full, ctx = [], []
@@ -434,7 +480,7 @@ def tokenize_untrained(self: Evaluation) -> dict:
     with atomic_writer(self.out / 'untrained_codes.npz') as f: np.savez(f, codes=full, context_codes=ctx)
     return {'videos': self.n, 'codebook_usage': float(len(np.unique(full)) / self.tok.codebook_size)}
 
-# %% ../nbs/14_evaluate.ipynb #c064
+# %% ../nbs/14_evaluate.ipynb #c071
 @patch
 def load_codes(self: Evaluation) -> None:
     "The codes of every input, `{name: (whole videos, context frames)}`, and both views' codes when there are two."
@@ -463,7 +509,7 @@ def head(self: Evaluation, name: str, out: int, context: bool = False) -> dict:
     return dict(model=CodeHead(self.tok.code_table(), out, width=c.head_width), inputs=self.codes[name][int(context)],
                 epochs=c.head_epochs, **common)
 
-# %% ../nbs/14_evaluate.ipynb #c067
+# %% ../nbs/14_evaluate.ipynb #c074
 @patch
 def reconstruction(self: Evaluation) -> dict:
     te, rec, cod = self.splits[2], [], []
@@ -485,7 +531,7 @@ def classify(self: Evaluation, name: str) -> dict:
     f = kinematic_features(self.videos)
     return train_head(FeatureHead(f[self.splits[0]], 4), f, self.labels, task='classify', epochs=self.cfg.head_epochs, **self.common())
 
-# %% ../nbs/14_evaluate.ipynb #c069
+# %% ../nbs/14_evaluate.ipynb #c076
 @patch
 def forecast(self: Evaluation, name: str) -> dict:
     "Positions of the frames after the context, from the context alone (or, for the two baselines, from the true observed track)."
@@ -511,7 +557,7 @@ def equation(self: Evaluation, name: str) -> dict:
                  'predicted': render_equation(int(said[i]), pred[i]), 'right': errs['right_per_video'][i]} for c, i in enumerate(first)]
     return {'epochs': r['epochs'], 'best_epoch': r['best_epoch'], **errs, 'examples': examples}
 
-# %% ../nbs/14_evaluate.ipynb #c071
+# %% ../nbs/14_evaluate.ipynb #c078
 @patch
 def cameras(self: Evaluation) -> dict:
     "The 3D track of every frame, in the first camera's axes: from one view's codes, both views' codes, and by triangulation."
@@ -520,7 +566,8 @@ def cameras(self: Evaluation) -> dict:
     for name, inputs, views in (('one_camera_tokens', self.codes['tokens'][0], 1), ('two_camera_tokens', self.two_views, 2)):
         model = CodeHead(self.tok.code_table(), T * 3, width=self.cfg.head_width, views=views)
         r = train_head(model, inputs, pos, task='regress', epochs=self.cfg.head_epochs, **self.common())
-        out[name] = {'epochs': r['epochs'], 'best_epoch': r['best_epoch'], **forecast_errors(r['predictions'], pos[te].numpy(), self.labels[te])}
+        out[name] = {'epochs': r['epochs'], 'best_epoch': r['best_epoch'], 'predictions': r['predictions'],
+                     **forecast_errors(r['predictions'], pos[te].numpy(), self.labels[te])}
     P = self.ds.projections[te][:, :2].astype(np.float64)
     pts = np.stack([object_track(self.view(v, te))[0].numpy() * self.size for v in (0, 1)], 1)
     rng = np.random.default_rng(self.cfg.seed + 5)
@@ -530,7 +577,42 @@ def cameras(self: Evaluation) -> dict:
     out['triangulation_angle_0.5deg'] = err(triangulate(rotated_projections(P, self.size, 0.5, rng), pts))
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c074
+# %% ../nbs/14_evaluate.ipynb #c081
+def _decoded(tok: VideoTokenizer, codes: torch.Tensor) -> np.ndarray:
+    "uint8 videos `(n, T, H, W, 3)` that `tok`'s decoder makes of integer codes `(n, t, h, w)`."
+    with torch.no_grad():
+        return np.concatenate([(tok.detokenize(codes[i:i + 64]).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
+                               for i in range(0, len(codes), 64)])
+
+@patch
+def fitted(self: Evaluation, track, classifier: str, y) -> dict:
+    "The equation of every test video fitted to `track (n, T, 3)` in the family its input's classifier predicted, scored."
+    te, said = self.splits[2], np.asarray(self.results[f'classify_{classifier}']['test_predictions'])
+    pred = np.stack([fit_equation(p, c) for p, c in zip(np.nan_to_num(track), said)])
+    return {**equation_errors(np.nan_to_num(pred), y[te], self.labels[te].numpy(), said),
+            **{f'track_{k}': v for k, v in forecast_errors(track, self.positions[te].numpy(), self.labels[te]).items() if k in ('mae', 'mae_per_axis')}}
+
+# %% ../nbs/14_evaluate.ipynb #c083
+@patch
+def equation_fits(self: Evaluation) -> dict:
+    "The equation fitted to 3D tracks: both cameras' decoded codes triangulated, the code heads' tracks, the controls, the true pixels."
+    te, size = self.splits[2], self.size
+    y = equation_targets(self.ds.params[:self.n], self.labels.numpy(), self.ds.projections[:self.n, 0], size)
+    P = self.ds.projections[te][:, :2].astype(np.float64)
+    centres = lambda views: np.stack([np.nan_to_num(object_track(v)[0].numpy(), nan=0.5) * size for v in views], 1)
+    seen = lambda views: camera_frame_positions(triangulate(P, centres(views)), P[:, 0], size)
+    untrained = VideoTokenizer(self.tok.config).eval()                   # its weights from this stage's seed
+    through = lambda v: _decoded(untrained, untrained.tokenize(videos_to_float(v)))
+    rand = lambda v: torch.randint(0, self.tok.codebook_size, tuple(self.two_views[te, 0].shape), generator=torch.Generator().manual_seed(self.cfg.seed + 7 + v))
+    heads = {f'{k}_head': np.asarray(m['predictions']).reshape(len(te), self.frames, 3)
+             for k, m in self.results['cameras'].items() if 'predictions' in m}      # (absent from a camera study made before)
+    return {'two_camera_decoded': self.fitted(seen([_decoded(self.tok, self.two_views[te, v]) for v in (0, 1)]), 'tokens', y),
+            **{k: self.fitted(track, 'tokens', y) for k, track in heads.items()},
+            'two_camera_untrained_tokens': self.fitted(seen([through(self.view(v, te)) for v in (0, 1)]), 'untrained_tokens', y),
+            'two_camera_random_codes': self.fitted(seen([_decoded(self.tok, rand(v)) for v in (0, 1)]), 'random_codes', y),
+            'triangulation': self.fitted(seen([self.view(v, te) for v in (0, 1)]), 'kinematic', y)}
+
+# %% ../nbs/14_evaluate.ipynb #c087
 TARGETS = (('classification: tokens >= 99% balanced accuracy', 'classification', lambda m: m['balanced_accuracy'] >= 0.99),
            ('forecast: tokens MAE <= 0.05', 'forecasting', lambda m: m['mae'] <= 0.05),
            ('equations: >= 80% of test videos with the class and every parameter within 10%', 'equations',
@@ -548,17 +630,25 @@ def targets(rep: dict) -> dict:
     out['classification: tokens ahead of the untrained tokenizer by >= 30 points'] = {'met': lead >= 0.30, 'also_met_by': [], 'informative': True}
     out["forecast: tokens MAE <= half the untrained tokenizer's"] = {'met': f['tokens']['mae'] <= 0.5 * f['untrained_tokens']['mae'],
                                                                      'also_met_by': [], 'informative': True}
+    if rep.get('equation_fits'):
+        f = rep['equation_fits']; ok = lambda m: m['all_within_10pct'] >= 0.80
+        others = [k for k, m in f.items() if k != 'two_camera_decoded' and ok(m)]
+        out["equations from both cameras' decoded tokens, fitted: >= 80% of test videos with the class and every parameter within 10%"] = {
+            'met': bool(ok(f['two_camera_decoded'])), 'also_met_by': others,
+            'informative': not set(others) & {'two_camera_untrained_tokens', 'two_camera_random_codes'}}
     out['control: random codes at chance (within 10 points of 25%)'] = {'met': abs(c['random_codes']['balanced_accuracy'] - 0.25) <= 0.10,
                                                                         'also_met_by': [], 'informative': True}
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c078
+# %% ../nbs/14_evaluate.ipynb #c091
 NAMES = {'tokens': 'tokens (frozen tokenizer codes)', 'untrained_tokens': 'untrained tokenizer codes (control)',
          'random_codes': 'random codes (control)', 'pixels_3dcnn': '3D CNN on pixels', 'kinematic': 'kinematic features of the 2D track',
          'constant_velocity': 'constant velocity (true observed 3D track, control)', 'last_position': 'last position (true track, control)',
          'one_camera_tokens': 'tokens of one camera', 'two_camera_tokens': 'tokens of both cameras',
          'triangulation': 'triangulation of the tracked centroids (DLT)', 'triangulation_noise_0.5px': 'triangulation, 0.5 px centroid noise',
-         'triangulation_angle_0.5deg': 'triangulation, 0.5 degree camera error'}
+         'triangulation_angle_0.5deg': 'triangulation, 0.5 degree camera error',
+         'two_camera_decoded': 'tokens of both cameras, decoded and triangulated', 'one_camera_tokens_head': "tokens of one camera, the head's track",
+         'two_camera_tokens_head': "tokens of both cameras, the head's track", 'two_camera_untrained_tokens': 'untrained tokenizer, both cameras (control)', 'two_camera_random_codes': 'random codes, both cameras (control)'}
 
 def _md_reconstruction(rep: dict) -> list:
     L = ['## Reconstruction (held-out test split)', '',
@@ -582,7 +672,7 @@ def _md_classification(rep: dict) -> list:
           f"({100 * cm[2, 1] / max(cm[2].sum(), 1):.1f}%; the earlier project's monocular model: 73.6%)."]
     return L
 
-# %% ../nbs/14_evaluate.ipynb #c080
+# %% ../nbs/14_evaluate.ipynb #c093
 def _axes(m) -> str: return ' / '.join(f'{x:.4f}' for x in m['mae_per_axis'])
 
 def _md_forecasting(rep: dict) -> list:
@@ -608,12 +698,23 @@ def _md_equations(rep: dict) -> list:
         L.append(f"| {e['class']} ({e['predicted_class']}) | `{e['true']}` | `{e['predicted']}` | {'yes' if e['right'] else 'no'} |")
     return L
 
-# %% ../nbs/14_evaluate.ipynb #c082
+# %% ../nbs/14_evaluate.ipynb #c095
 def _md_cameras(rep: dict) -> list:
     if not rep.get('cameras'): return ['', '## One camera against two', '', 'Not measured: the dataset has one camera (`--cameras 2` adds the study).']
     L = ['', "## One camera against two: the 3D track of every frame, in the first camera's axes", '',
          '| model | MAE | x / y / depth | mean distance |', '|---|---|---|---|']
     for k, m in rep['cameras'].items(): L.append(f"| {NAMES[k]} | {m['mae']:.4f} | {_axes(m)} | {m['mean_distance']:.4f} |")
+    return L
+
+def _md_equation_fits(rep: dict) -> list:
+    if not rep.get('equation_fits'): return []
+    L = ['', "## The equation fitted to the decoded codes' 3D track (the predicted class's family, least squares)", '',
+         "Decoded: the object tracked in each camera's decoded frames and triangulated; the head's track: the camera study's code heads.", '',
+         '| model | every parameter within 10% (class right) | track MAE (x / y / depth) | ' + ' | '.join(f'{c} {p}' for c, p, _ in EQ_SLOTS) + ' |',
+         '|---|---|---|' + '---|' * len(EQ_SLOTS)]
+    for k, m in rep['equation_fits'].items():
+        L.append(f"| {NAMES[k]} | {100 * m['all_within_10pct']:.1f}% | {m['track_mae']:.4f} ({_axes({'mae_per_axis': m['track_mae_per_axis']})}) | "
+                 + ' | '.join(f"{100 * m['median_relative_error'][c][p]:.1f}%" for c, p, _ in EQ_SLOTS) + ' |')
     return L
 
 def _md_targets(rep: dict) -> list:
@@ -628,7 +729,7 @@ def _md_budget(rep: dict) -> list:
     return ['', '## Budget', '', f"Heads: {b['head_epochs']} epochs (3D CNN: {b['pixel_epochs']}), {b['threads']} threads; stages: "
             + ', '.join(f'{k} {v:.0f} s' for k, v in b['stage_seconds'].items()) + f"; total {b['total_seconds'] / 60:.1f} min."]
 
-# %% ../nbs/14_evaluate.ipynb #c084
+# %% ../nbs/14_evaluate.ipynb #c097
 def render_report(rep: dict) -> str:
     "The report as a Markdown page."
     ov = rep['splits']['overlap_with_tokenizer_training']
@@ -637,10 +738,11 @@ def render_report(rep: dict) -> str:
          f"{rep['data']['cameras']} camera(s)); splits train/val/test {rep['splits']['train']}/{rep['splits']['val']}/{rep['splits']['test']}, test balanced "
          f"{rep['splits']['test_per_class']}; videos the tokenizer trained on, per split: "
          + (str(ov) if None not in ov.values() else 'unknown (the run directory has no run.json; the data seed tells)') + '.', '']
-    for part in (_md_reconstruction, _md_classification, _md_forecasting, _md_equations, _md_cameras, _md_targets, _md_budget): L += part(rep)
+    for part in (_md_reconstruction, _md_classification, _md_forecasting, _md_equations, _md_cameras, _md_equation_fits, _md_targets, _md_budget):
+        L += part(rep)
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/14_evaluate.ipynb #c088
+# %% ../nbs/14_evaluate.ipynb #c101
 def _lean(section: dict | None) -> dict | None:
     "A section without the per-video arrays its stages keep (predictions), for the report."
     drop = ('predictions', 'test_predictions', 'right_per_video')
@@ -658,7 +760,7 @@ def write_report(self: Evaluation, rep: dict) -> dict:
            'reproducibility': self.job.record['runs'][-1],
            'splits': {'train': len(tr), 'val': len(va), 'test': len(te), 'test_per_class': np.bincount(self.labels[te].numpy(), minlength=4).tolist(),
                       'overlap_with_tokenizer_training': _overlap(self.prep['info'], ds, self.splits)},
-           'reconstruction': rep['reconstruction'], **{k: _lean(rep[k]) for k in ('classification', 'forecasting', 'equations', 'cameras')},
+           'reconstruction': rep['reconstruction'], **{k: _lean(rep[k]) for k in ('classification', 'forecasting', 'equations', 'cameras', 'equation_fits')},
            'untrained_tokenizer': self.results['tokenize_untrained']}
     rep['targets'] = targets(rep)
     rep['budget'] = {'stage_seconds': self.seconds, 'total_seconds': sum(self.seconds.values()), 'head_epochs': cfg.head_epochs,
@@ -667,7 +769,7 @@ def write_report(self: Evaluation, rep: dict) -> dict:
     atomic_write(self.out / 'report.md', render_report(rep))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c090
+# %% ../nbs/14_evaluate.ipynb #c103
 @patch
 def run(self: Evaluation) -> dict:
     self.stage('tokenize', self.tokenize); self.stage('tokenize_untrained', self.tokenize_untrained)
@@ -677,6 +779,7 @@ def run(self: Evaluation) -> dict:
     rep['forecasting'] = {k: self.stage(f'forecast_{k}', lambda k=k: self.forecast(k)) for k in FORECASTERS}
     rep['equations'] = {k: self.stage(f'equation_{k}', lambda k=k: self.equation(k)) for k in HEAD_INPUTS} if self.has_params else None
     rep['cameras'] = self.stage('cameras', self.cameras) if self.views >= 2 else None
+    rep['equation_fits'] = self.stage('equation_fits', self.equation_fits) if self.has_params and self.views >= 2 else None
     self.figures(rep)
     return self.write_report(rep)
 
@@ -690,7 +793,7 @@ def figures(self: Evaluation, rep: dict) -> None:
     if rep['cameras']: sections['3D track, one camera against two'] = {k: m['mae_per_axis'] for k, m in rep['cameras'].items()}
     plot_axis_errors(sections, self.out / 'axis_errors.png')
 
-# %% ../nbs/14_evaluate.ipynb #c093
+# %% ../nbs/14_evaluate.ipynb #c106
 def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained tokenizer (resumable); returns the report (also written to `out_dir/report.json`)."
     cfg = EvalConfig.coerce(config, **overrides)
@@ -712,12 +815,14 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     job.result(f"[evaluate] COMPLETE {out}: tokens {t['balanced_accuracy']:.3f} balanced accuracy (untrained tokenizer "
             f"{rep['classification']['untrained_tokens']['balanced_accuracy']:.3f}), forecast MAE {f['tokens']['mae']:.4f} "
             f"(constant velocity {f['constant_velocity']['mae']:.4f})" + (f", equations right {100 * rep['equations']['tokens']['all_within_10pct']:.1f}%"
-                                                                            if rep['equations'] else ''))
+                                                                            if rep['equations'] else '')
+            + (f" ({100 * rep['equation_fits']['two_camera_decoded']['all_within_10pct']:.1f}% fitted to both cameras' decoded tokens)"
+               if rep.get('equation_fits') else ''))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c099
+# %% ../nbs/14_evaluate.ipynb #c112
 build_eval_parser, main = job_main(EVAL_COMMAND, evaluate_run, directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval')
 
-# %% ../nbs/14_evaluate.ipynb #c101
+# %% ../nbs/14_evaluate.ipynb #c114
 #| eval: false
 if __name__ == '__main__': exit_with(main())

@@ -87,9 +87,30 @@ def test_two_camera_evaluation_reports_equations_depth_and_one_camera_against_tw
     # the classical answer from two real views is far better than any head of this barely trained tokenizer, and noise costs it
     assert cams['triangulation']['mae'] < 0.01 < cams['one_camera_tokens']['mae']
     assert cams['triangulation_noise_0.5px']['mae'] > cams['triangulation']['mae']
+    # the equation fitted to 3D tracks: the true pixels' triangulation writes nearly every equation, the controls none
+    fits = rep['equation_fits']
+    assert {'two_camera_decoded', 'one_camera_tokens_head', 'two_camera_tokens_head', 'two_camera_untrained_tokens',
+            'two_camera_random_codes', 'triangulation'} == set(fits)
+    assert fits['triangulation']['all_within_10pct'] >= 0.7 and fits['triangulation']['track_mae'] < 0.01       # 8 frames of 32x32
+    assert fits['two_camera_random_codes']['all_within_10pct'] <= 0.1 and fits['two_camera_untrained_tokens']['all_within_10pct'] <= 0.1
+    assert any(k.startswith("equations from both cameras' decoded tokens") for k in rep['targets'])
     for m in rep['forecasting'].values(): assert set(m['mae_per_class']) == set(CLASSES)
     assert all({'met', 'also_met_by', 'informative'} == set(t) for t in rep['targets'].values())
     md = (out / 'report.md').read_text()
-    for words in ('helical taken for circular', 'x / y / depth', 'The equation', 'One camera against two', 'untrained tokenizer codes (control)'):
+    for words in ('helical taken for circular', 'x / y / depth', 'The equation', 'One camera against two', 'untrained tokenizer codes (control)',
+                  "fitted to the decoded codes' 3D track", 'random codes, both cameras (control)'):
         assert words in md, words
     assert (out / 'axis_errors.png').stat().st_size > 1000
+
+
+def test_the_fitted_equation_of_every_family_is_exact_on_its_own_path():
+    "Least squares in the predicted class's family gives back every parameter of a true track (a line, a parabola, a circle, a helix)."
+    from mono3d.data import DatasetConfig, sample_metadata
+    from mono3d.evaluate import fit_equation
+    m = sample_metadata(DatasetConfig(frames=16, image_size=64), range(40))
+    y = equation_targets(m['params'], m['labels'], m['projections'][:, 0], 64)
+    tracks = camera_frame_positions(m['trajectory_3d'], m['projections'][:, 0], 64)
+    e = equation_errors(np.stack([fit_equation(p, c) for p, c in zip(tracks, m['labels'])]), y, m['labels'], m['labels'])
+    assert e['all_within_10pct'] == 1.0 and max(v for d in e['median_relative_error'].values() for v in d.values()) < 1e-3
+    wrong = np.stack([fit_equation(p, (c + 1) % 4) for p, c in zip(tracks, m['labels'])])      # another family's fit is not the equation
+    assert equation_errors(wrong, y, m['labels'], m['labels'])['all_within_10pct'] == 0.0
