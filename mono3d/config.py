@@ -697,6 +697,9 @@ class PriorConfig(Config):
     run_dir: str = param('runs/prior', 'run directory (created if missing; running the same command again resumes)', identity=False)
     tokenizer_run: str = param('runs/default', 'a COMPLETE `mono3d train` run: the frozen tokenizer whose codes the prior models', identity=False)
     data_dir: str | None = param(None, "the videos (default: the tokenizer run's dataset)", kind='path', identity=False)
+    num_samples: int | None = param(None, "videos of the dataset the prior uses, the first ones (default: the tokenizer run's num_samples); "
+                                    "more than the tokenizer saw are more training videos, the held-out ones stay the tokenizer's",
+                                    kind='int', optional=True, lo=2, limit=10 ** 7)
     seed: int = param(0, 'training seed: the initial weights, the order of the videos, the masks', lo=0, limit=SEED_MAX)
     model: PriorModelConfig = param(PriorModelConfig(), 'the transformer')
     optim: OptimConfig = param(OptimConfig(epochs=16, batch_size=32, lr=1e-3, warmup_steps=200, min_lr_ratio=0.05, weight_decay=0.05),

@@ -14,7 +14,7 @@ from .config import ORDERS, PRIOR_COMMAND, ConfigError, PriorConfig, build_sampl
 from .config import PriorRecipeConfig  # noqa: F401 (also importable from here, where it is taught)
 from .store import atomic_write
 from .job import JobSpec, Processes, exit_with, job_main, run_as_command
-from .data import CLASSES, videos_to_float
+from .data import CLASSES, DATASET_JSON, ShardIndex, videos_to_float
 from .recipe import PlanShape, TrainingPlan
 from .stream import IdStream
 from .tokenizer import VideoTokenizer
@@ -44,7 +44,9 @@ class PriorTask(Task):
         self.tc = TrainConfig.from_dict({**self.src['config'], 'job': {}})
         d, m = self.tc.data, self.tc.model
         self.grid = (d.frames // m.temporal_downsample, d.image_size // m.spatial_downsample, d.image_size // m.spatial_downsample)
-        self.levels, self.train_ids, self.val_ids = tokenizer_levels(m), *split_ids(d.num_samples, d.val_samples)
+        self.num_samples = cfg.num_samples or d.num_samples
+        seen, self.val_ids = split_ids(d.num_samples, d.val_samples)          # the tokenizer's held-out videos stay held out
+        self.levels, self.train_ids = tokenizer_levels(m), np.concatenate([seen, np.arange(d.num_samples, max(self.num_samples, d.num_samples))])
         self.tokens_dir, self.streams, self._tokenizer = Path(cfg.run_dir) / 'tokens', {}, None
 
     def build(self) -> MaskedTokenTransformer: return MaskedTokenTransformer(self.grid, self.levels, len(CLASSES), self.cfg.model)
@@ -58,6 +60,14 @@ def check(self: PriorTask, parts: int) -> None:
     if k % ft or not k < self.tc.data.frames:
         raise ConfigError(f"context_frames must be a multiple of the tokenizer's temporal factor {ft} and less than {self.tc.data.frames}, got {k}",
                           'context_frames')
+    if self.num_samples < self.tc.data.num_samples:
+        raise ConfigError(f"num_samples must be at least the tokenizer run's {self.tc.data.num_samples} (its held-out videos are the last of "
+                          f'them), got {self.num_samples}', 'num_samples')
+    data, n = cfg.data_dir or self.src['data_dir'], self.num_samples
+    have = ShardIndex(data).num_samples if data and Path(data, DATASET_JSON).is_file() else n     # (no dataset: the cache job says so)
+    if have < n:
+        raise ConfigError(f'num_samples={n} but the dataset in {data} holds only {have}; `mono3d generate {data} --num-samples {n}` adds '
+                          f'the others (the first {have} stay as they are), or give --data-dir', 'num_samples')
     if len(self.train_ids) // parts < cfg.optim.batch_size:
         raise ConfigError(f'batch_size={cfg.optim.batch_size} needs at least that many training videos per micro-batch, but there are '
                           f'{len(self.train_ids)} for {parts} micro-batch(es) (one per process unless micro_batches is set)', 'batch_size')
@@ -80,7 +90,7 @@ def check_existing(self: PriorTask, record: dict | None) -> None:
 @patch
 def prepare(self: PriorTask, job) -> dict:
     cfg, proc = self.cfg, self.proc
-    if proc.main: ensure_tokens(self.tokens_dir, cfg.tokenizer_run, cfg.data_dir, self.tc.data.num_samples, cfg.job, cfg.recipe.background)
+    if proc.main: ensure_tokens(self.tokens_dir, cfg.tokenizer_run, cfg.data_dir, self.num_samples, cfg.job, cfg.recipe.background)
     proc.barrier()
     cache = TokenCache(self.tokens_dir)
     self.background_rgb = cache.record['identity']['dataset']['background']

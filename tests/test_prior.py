@@ -164,3 +164,19 @@ def test_evaluation_is_resumable_and_reports_beside_the_controls(reference, tmp_
         return {part: {k: {m: v for m, v in d.items() if m != '_seconds'} for k, d in rep[part].items() if isinstance(d, dict)}
                 for part in ('sets', 'prediction')}
     assert results(a) == results(b)
+
+
+def test_more_videos_than_the_tokenizer_saw_train_the_prior_and_the_held_out_ones_stay(tokenizer, tmp_path):
+    "--num-samples past the tokenizer's: refused while the dataset is short (nothing written), then more training videos, the same held-out ones."
+    r = run_cli('prior', tmp_path / 'p', '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '6', '--num-samples', '160')
+    assert r.returncode == 2 and 'num_samples=160 but the dataset in' in r.stderr and 'holds only 96' in r.stderr, r.stderr[-1500:]
+    assert not (tmp_path / 'p').exists()
+    r = run_cli('prior', tmp_path / 'p', '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '6', '--num-samples', '90')
+    assert r.returncode == 2 and "num_samples must be at least the tokenizer run's 96" in r.stderr, r.stderr[-1500:]
+    more = tmp_path / 'more'                                   # the same videos and 64 more: the first 96 are the tokenizer's
+    assert run_cli('generate', more, '--num-samples', '160', '--frames', '8', '--image-size', '32', '--no-bar').returncode == 0
+    r = run_cli('prior', tmp_path / 'p', '--tokenizer-run', tokenizer, '--data-dir', more, *PRIOR_, '--steps', '6', '--num-samples', '160')
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = read_json(tmp_path / 'p' / 'metrics.json')
+    assert (m['train_videos'], m['val_videos']) == (80 + 64, 16)
+    assert read_json(tmp_path / 'p' / 'tokens' / 'tokens.json')['num_samples'] == 160
