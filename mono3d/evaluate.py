@@ -31,7 +31,7 @@ __all__ = ['EQ_SLOTS', 'EVALUATE', 'HEAD_INPUTS', 'CLASSIFIERS', 'FORECASTERS', 
            'constant_velocity_forecast', 'last_position_forecast', 'object_track', 'kinematic_features', 'conv_trunk',
            'mlp', 'CodeHead', 'PixelHead', 'FeatureHead', 'predict', 'train_head', 'equation_targets',
            'equation_errors', 'render_equation', 'triangulate', 'rotated_projections', 'ring_fit', 'fit_equation',
-           'stage_names', 'Evaluation', 'targets', 'render_report', 'evaluate_run']
+           'monocular_track', 'stage_names', 'Evaluation', 'targets', 'render_report', 'evaluate_run']
 
 # %% ../nbs/14_evaluate.ipynb #c009
 def stratified_split(labels, test_per_class: int, val_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -335,6 +335,16 @@ def fit_equation(track, label: int) -> np.ndarray:
     return out
 
 # %% ../nbs/14_evaluate.ipynb #c052
+def monocular_track(centres, radii_px, projections, image_size: int, object_size) -> np.ndarray:
+    """One camera's 3D track in its axes `(n, T, 3)` (its rotation, not its position, as `camera_frame_positions`) from the object's
+    pixel centroids `(n, T, 2)` and apparent radii `(n, T)`, at `depth = f * object_size / radius` (`object_size`: a number or `(n, 1)`)."""
+    P = np.asarray(projections, np.float64); M = P[:, :, :3]
+    f = np.linalg.norm(M[:, 0] - image_size / 2 * M[:, 2], axis=-1)                        # K R's focal length, pixels
+    centre = np.einsum('nij,nj->ni', camera_rotation(P, image_size), -np.linalg.solve(M, P[:, :, 3:])[..., 0])   # R C
+    ray = np.concatenate([(np.asarray(centres, np.float64) - image_size / 2) / f[:, None, None], np.ones(np.shape(radii_px))[..., None]], -1)
+    return ray * (f[:, None] * object_size / np.maximum(np.asarray(radii_px, np.float64), 1e-6))[..., None] + centre[:, None]
+
+# %% ../nbs/14_evaluate.ipynb #c056
 EVALUATE = JobSpec('evaluate', 'eval.json', 'out_dir', guard=('stages',), private=('stages',))
 HEAD_INPUTS = ('tokens', 'untrained_tokens', 'random_codes', 'pixels_3dcnn')
 CLASSIFIERS = HEAD_INPUTS + ('kinematic',)
@@ -346,7 +356,7 @@ def stage_names(equations: bool, cameras: bool) -> tuple:
     names = ['tokenize', 'tokenize_untrained', 'reconstruction', *[f'classify_{k}' for k in CLASSIFIERS], *[f'forecast_{k}' for k in FORECASTERS]]
     return tuple(names + [f'equation_{k}' for k in HEAD_INPUTS] * equations + ['cameras'] * cameras + ['equation_fits'] * (equations and cameras))
 
-# %% ../nbs/14_evaluate.ipynb #c055
+# %% ../nbs/14_evaluate.ipynb #c059
 def _headline(name: str, r: dict) -> dict:
     if name == 'equation_fits': return {'equation_fit_two_camera_decoded_right': r['two_camera_decoded']['all_within_10pct']}
     if name.startswith('classify'): return {f'{name}_balanced_acc': r['balanced_accuracy']}
@@ -355,7 +365,7 @@ def _headline(name: str, r: dict) -> dict:
     if name == 'reconstruction': return {'psnr': r['overall']['psnr'], 'blank_psnr': r['overall']['blank_psnr']}
     return {}
 
-# %% ../nbs/14_evaluate.ipynb #c057
+# %% ../nbs/14_evaluate.ipynb #c061
 def _run_info(run: Path) -> dict:
     "What the run says about the tokenizer's training (empty when it was not made by `mono3d train`)."
     info = {}
@@ -378,7 +388,7 @@ def _open_tokenizer(cfg: EvalConfig):
     info = _run_info(run); rc = info.get('run')
     return VideoTokenizer.load(run / 'tokenizer.safetensors'), info, (rc.data.frames, rc.data.image_size) if rc else (None, None)
 
-# %% ../nbs/14_evaluate.ipynb #c059
+# %% ../nbs/14_evaluate.ipynb #c063
 def _prepare(cfg: EvalConfig) -> dict:
     "Check the inputs, touching nothing: the tokenizer, the dataset's place, shape and seed, the context."
     tok, info, (frames, size) = _open_tokenizer(cfg)
@@ -409,7 +419,7 @@ def _overlap(info: dict, ds, splits) -> dict:
     seen = set(split_ids(rc.data.num_samples, rc.data.val_samples)[0].tolist())
     return {k: int(sum(int(i) in seen for i in ids)) for k, ids in zip(('train', 'val', 'test'), splits)}
 
-# %% ../nbs/14_evaluate.ipynb #c063
+# %% ../nbs/14_evaluate.ipynb #c067
 class Evaluation:
     "One evaluation: its inputs, its job, and what its stages found so far (`results`)."
     def __init__(self, cfg: EvalConfig, job: Job, prep: dict, out: Path):
@@ -428,7 +438,7 @@ class Evaluation:
         self.job.progress.update(metrics=_headline(name, r))
         return r
 
-# %% ../nbs/14_evaluate.ipynb #c066
+# %% ../nbs/14_evaluate.ipynb #c070
 @patch
 def open_data(self: Evaluation) -> None:
     "Generate (or check) the dataset, then read its labels, splits, videos of the first camera and positions."
@@ -453,7 +463,7 @@ def view(self: Evaluation, v: int, ids) -> np.ndarray:
     "uint8 videos of samples `ids` seen by camera `v`."
     return videos_by_shard(self.ds.index, ids, self.ds.shard_videos, camera=v)
 
-# %% ../nbs/14_evaluate.ipynb #c069
+# %% ../nbs/14_evaluate.ipynb #c073
 def _codes(tok: VideoTokenizer, videos, k: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     "Codes of whole videos, and (with `k`) of their first `k` frames alone, int16."
     full, ctx = [], []
@@ -480,7 +490,7 @@ def tokenize_untrained(self: Evaluation) -> dict:
     with atomic_writer(self.out / 'untrained_codes.npz') as f: np.savez(f, codes=full, context_codes=ctx)
     return {'videos': self.n, 'codebook_usage': float(len(np.unique(full)) / self.tok.codebook_size)}
 
-# %% ../nbs/14_evaluate.ipynb #c071
+# %% ../nbs/14_evaluate.ipynb #c075
 @patch
 def load_codes(self: Evaluation) -> None:
     "The codes of every input, `{name: (whole videos, context frames)}`, and both views' codes when there are two."
@@ -509,7 +519,7 @@ def head(self: Evaluation, name: str, out: int, context: bool = False) -> dict:
     return dict(model=CodeHead(self.tok.code_table(), out, width=c.head_width), inputs=self.codes[name][int(context)],
                 epochs=c.head_epochs, **common)
 
-# %% ../nbs/14_evaluate.ipynb #c074
+# %% ../nbs/14_evaluate.ipynb #c078
 @patch
 def reconstruction(self: Evaluation) -> dict:
     te, rec, cod = self.splits[2], [], []
@@ -531,7 +541,7 @@ def classify(self: Evaluation, name: str) -> dict:
     f = kinematic_features(self.videos)
     return train_head(FeatureHead(f[self.splits[0]], 4), f, self.labels, task='classify', epochs=self.cfg.head_epochs, **self.common())
 
-# %% ../nbs/14_evaluate.ipynb #c076
+# %% ../nbs/14_evaluate.ipynb #c080
 @patch
 def forecast(self: Evaluation, name: str) -> dict:
     "Positions of the frames after the context, from the context alone (or, for the two baselines, from the true observed track)."
@@ -557,7 +567,7 @@ def equation(self: Evaluation, name: str) -> dict:
                  'predicted': render_equation(int(said[i]), pred[i]), 'right': errs['right_per_video'][i]} for c, i in enumerate(first)]
     return {'epochs': r['epochs'], 'best_epoch': r['best_epoch'], **errs, 'examples': examples}
 
-# %% ../nbs/14_evaluate.ipynb #c078
+# %% ../nbs/14_evaluate.ipynb #c082
 @patch
 def cameras(self: Evaluation) -> dict:
     "The 3D track of every frame, in the first camera's axes: from one view's codes, both views' codes, and by triangulation."
@@ -577,7 +587,7 @@ def cameras(self: Evaluation) -> dict:
     out['triangulation_angle_0.5deg'] = err(triangulate(rotated_projections(P, self.size, 0.5, rng), pts))
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c081
+# %% ../nbs/14_evaluate.ipynb #c085
 def _decoded(tok: VideoTokenizer, codes: torch.Tensor) -> np.ndarray:
     "uint8 videos `(n, T, H, W, 3)` that `tok`'s decoder makes of integer codes `(n, t, h, w)`."
     with torch.no_grad():
@@ -592,7 +602,7 @@ def fitted(self: Evaluation, track, classifier: str, y) -> dict:
     return {**equation_errors(np.nan_to_num(pred), y[te], self.labels[te].numpy(), said),
             **{f'track_{k}': v for k, v in forecast_errors(track, self.positions[te].numpy(), self.labels[te]).items() if k in ('mae', 'mae_per_axis')}}
 
-# %% ../nbs/14_evaluate.ipynb #c083
+# %% ../nbs/14_evaluate.ipynb #c087
 @patch
 def equation_fits(self: Evaluation) -> dict:
     "The equation fitted to 3D tracks: both cameras' decoded codes triangulated, the code heads' tracks, the controls, the true pixels."
@@ -610,9 +620,11 @@ def equation_fits(self: Evaluation) -> dict:
             **{k: self.fitted(track, 'tokens', y) for k, track in heads.items()},
             'two_camera_untrained_tokens': self.fitted(seen([through(self.view(v, te)) for v in (0, 1)]), 'untrained_tokens', y),
             'two_camera_random_codes': self.fitted(seen([_decoded(self.tok, rand(v)) for v in (0, 1)]), 'random_codes', y),
+            'one_camera_ceiling': self.fitted(monocular_track(self.ds.centers_2d[te][:, 0], self.ds.radii_px[te][:, 0], P[:, 0], size,
+                                                              float(np.median(self.ds.object_radius[self.splits[0]]))), 'kinematic', y),
             'triangulation': self.fitted(seen([self.view(v, te) for v in (0, 1)]), 'kinematic', y)}
 
-# %% ../nbs/14_evaluate.ipynb #c087
+# %% ../nbs/14_evaluate.ipynb #c091
 TARGETS = (('classification: tokens >= 99% balanced accuracy', 'classification', lambda m: m['balanced_accuracy'] >= 0.99),
            ('forecast: tokens MAE <= 0.05', 'forecasting', lambda m: m['mae'] <= 0.05),
            ('equations: >= 80% of test videos with the class and every parameter within 10%', 'equations',
@@ -640,7 +652,7 @@ def targets(rep: dict) -> dict:
                                                                         'also_met_by': [], 'informative': True}
     return out
 
-# %% ../nbs/14_evaluate.ipynb #c091
+# %% ../nbs/14_evaluate.ipynb #c095
 NAMES = {'tokens': 'tokens (frozen tokenizer codes)', 'untrained_tokens': 'untrained tokenizer codes (control)',
          'random_codes': 'random codes (control)', 'pixels_3dcnn': '3D CNN on pixels', 'kinematic': 'kinematic features of the 2D track',
          'constant_velocity': 'constant velocity (true observed 3D track, control)', 'last_position': 'last position (true track, control)',
@@ -648,7 +660,8 @@ NAMES = {'tokens': 'tokens (frozen tokenizer codes)', 'untrained_tokens': 'untra
          'triangulation': 'triangulation of the tracked centroids (DLT)', 'triangulation_noise_0.5px': 'triangulation, 0.5 px centroid noise',
          'triangulation_angle_0.5deg': 'triangulation, 0.5 degree camera error',
          'two_camera_decoded': 'tokens of both cameras, decoded and triangulated', 'one_camera_tokens_head': "tokens of one camera, the head's track",
-         'two_camera_tokens_head': "tokens of both cameras, the head's track", 'two_camera_untrained_tokens': 'untrained tokenizer, both cameras (control)', 'two_camera_random_codes': 'random codes, both cameras (control)'}
+         'two_camera_tokens_head': "tokens of both cameras, the head's track",
+         'one_camera_ceiling': "one camera's exact centroids and radii, its camera known, one object size for all (the monocular ceiling)", 'two_camera_untrained_tokens': 'untrained tokenizer, both cameras (control)', 'two_camera_random_codes': 'random codes, both cameras (control)'}
 
 def _md_reconstruction(rep: dict) -> list:
     L = ['## Reconstruction (held-out test split)', '',
@@ -672,7 +685,7 @@ def _md_classification(rep: dict) -> list:
           f"({100 * cm[2, 1] / max(cm[2].sum(), 1):.1f}%; the earlier project's monocular model: 73.6%)."]
     return L
 
-# %% ../nbs/14_evaluate.ipynb #c093
+# %% ../nbs/14_evaluate.ipynb #c097
 def _axes(m) -> str: return ' / '.join(f'{x:.4f}' for x in m['mae_per_axis'])
 
 def _md_forecasting(rep: dict) -> list:
@@ -698,7 +711,7 @@ def _md_equations(rep: dict) -> list:
         L.append(f"| {e['class']} ({e['predicted_class']}) | `{e['true']}` | `{e['predicted']}` | {'yes' if e['right'] else 'no'} |")
     return L
 
-# %% ../nbs/14_evaluate.ipynb #c095
+# %% ../nbs/14_evaluate.ipynb #c099
 def _md_cameras(rep: dict) -> list:
     if not rep.get('cameras'): return ['', '## One camera against two', '', 'Not measured: the dataset has one camera (`--cameras 2` adds the study).']
     L = ['', "## One camera against two: the 3D track of every frame, in the first camera's axes", '',
@@ -729,7 +742,7 @@ def _md_budget(rep: dict) -> list:
     return ['', '## Budget', '', f"Heads: {b['head_epochs']} epochs (3D CNN: {b['pixel_epochs']}), {b['threads']} threads; stages: "
             + ', '.join(f'{k} {v:.0f} s' for k, v in b['stage_seconds'].items()) + f"; total {b['total_seconds'] / 60:.1f} min."]
 
-# %% ../nbs/14_evaluate.ipynb #c097
+# %% ../nbs/14_evaluate.ipynb #c101
 def render_report(rep: dict) -> str:
     "The report as a Markdown page."
     ov = rep['splits']['overlap_with_tokenizer_training']
@@ -742,7 +755,7 @@ def render_report(rep: dict) -> str:
         L += part(rep)
     return '\n'.join(L) + '\n'
 
-# %% ../nbs/14_evaluate.ipynb #c101
+# %% ../nbs/14_evaluate.ipynb #c105
 def _lean(section: dict | None) -> dict | None:
     "A section without the per-video arrays its stages keep (predictions), for the report."
     drop = ('predictions', 'test_predictions', 'right_per_video')
@@ -769,7 +782,7 @@ def write_report(self: Evaluation, rep: dict) -> dict:
     atomic_write(self.out / 'report.md', render_report(rep))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c103
+# %% ../nbs/14_evaluate.ipynb #c107
 @patch
 def run(self: Evaluation) -> dict:
     self.stage('tokenize', self.tokenize); self.stage('tokenize_untrained', self.tokenize_untrained)
@@ -793,7 +806,7 @@ def figures(self: Evaluation, rep: dict) -> None:
     if rep['cameras']: sections['3D track, one camera against two'] = {k: m['mae_per_axis'] for k, m in rep['cameras'].items()}
     plot_axis_errors(sections, self.out / 'axis_errors.png')
 
-# %% ../nbs/14_evaluate.ipynb #c106
+# %% ../nbs/14_evaluate.ipynb #c110
 def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
     "Evaluate a trained tokenizer (resumable); returns the report (also written to `out_dir/report.json`)."
     cfg = EvalConfig.coerce(config, **overrides)
@@ -820,9 +833,9 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
                if rep.get('equation_fits') else ''))
     return rep
 
-# %% ../nbs/14_evaluate.ipynb #c112
+# %% ../nbs/14_evaluate.ipynb #c116
 build_eval_parser, main = job_main(EVAL_COMMAND, evaluate_run, directory=lambda a: a.get('out_dir') or Path(a['run_dir']) / 'eval')
 
-# %% ../nbs/14_evaluate.ipynb #c114
+# %% ../nbs/14_evaluate.ipynb #c118
 #| eval: false
 if __name__ == '__main__': exit_with(main())

@@ -787,12 +787,11 @@ def train(task: Task, restart: bool = False) -> dict:
         t = Trainer(task, job, proc, restart)
         try:
             t.open()
-            done = proc.broadcast(t.finished() if proc.main else None)
-            if done is not None:
+            final = proc.broadcast(t.finished() if proc.main else None)
+            if final is None: final = t.fit()
+            else:
                 job.result(f'[{job.kind}] {t.run} is already complete: {t.step}/{t.plan.total} steps; nothing to do')
                 job.already_complete(t.plan.total, 'steps')
-                proc.close(); return done
-            final = t.fit()
-        finally: t.close()
+        finally: t.close()         # the DDP wrapper goes before the process group: freed after it, it could hang (1 run in ~15)
     proc.close()
     return final

@@ -119,3 +119,15 @@ def test_generation_on_several_ranks_is_byte_identical_and_resumes_with_any_rank
     assert shard_hashes(out) == shard_hashes(single)
     s = read_json(out / 'progress.json')
     assert (s['status'], s['done'], s['total']) == ('COMPLETE', 3000, 3000)
+
+
+def test_rerunning_a_complete_two_process_run_ends_every_time(reference, tmp_path):
+    """Running a finished 2-process run again says so and ends, every time. Before the DDP wrapper was released ahead of
+    the process group, rank 1 hung in about 1 such rerun in 15 (found by bench/chaos.py); four reruns would catch it 1 time in 4."""
+    import shutil
+    run = tmp_path / 'again'; shutil.copytree(reference[0], run)
+    before = sha(run / 'tokenizer.safetensors')
+    for k in range(4):
+        r = subprocess.run(torchrun(run, '--epochs', '3', '--ckpt-every-steps', '4'), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and 'is already complete' in r.stdout, (k, r.stdout[-1500:], r.stderr[-1500:])
+    assert sha(run / 'tokenizer.safetensors') == before and read_json(run / 'progress.json')['status'] == 'COMPLETE'

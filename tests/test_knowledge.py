@@ -89,11 +89,13 @@ def test_two_camera_evaluation_reports_equations_depth_and_one_camera_against_tw
     assert cams['triangulation_noise_0.5px']['mae'] > cams['triangulation']['mae']
     # the equation fitted to 3D tracks: the true pixels' triangulation writes nearly every equation, the controls none
     fits = rep['equation_fits']
-    assert {'two_camera_decoded', 'one_camera_tokens_head', 'two_camera_tokens_head', 'two_camera_untrained_tokens',
+    assert {'two_camera_decoded', 'one_camera_tokens_head', 'two_camera_tokens_head', 'one_camera_ceiling', 'two_camera_untrained_tokens',
             'two_camera_random_codes', 'triangulation'} == set(fits)
     assert fits['triangulation']['all_within_10pct'] >= 0.7 and fits['triangulation']['track_mae'] < 0.01       # 8 frames of 32x32
     assert fits['two_camera_random_codes']['all_within_10pct'] <= 0.1 and fits['two_camera_untrained_tokens']['all_within_10pct'] <= 0.1
     assert any(k.startswith("equations from both cameras' decoded tokens") for k in rep['targets'])
+    # one camera knowing its camera, the exact centroids and radii but one size for every object stays below two cameras' fit
+    assert fits['one_camera_ceiling']['all_within_10pct'] < fits['triangulation']['all_within_10pct']
     for m in rep['forecasting'].values(): assert set(m['mae_per_class']) == set(CLASSES)
     assert all({'met', 'also_met_by', 'informative'} == set(t) for t in rep['targets'].values())
     md = (out / 'report.md').read_text()
