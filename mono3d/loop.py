@@ -750,7 +750,7 @@ def finished(self: Trainer) -> dict | None:
 def fit(self: Trainer) -> dict:
     "The loop: validate what a stop left owed, then steps until the plan's end, checkpointing a stop; then `finish`."
     job = self.job
-    job.start_progress(self.plan.total, 'steps', done=self.step)
+    job.start_progress(0 if self.provisional else self.plan.total, 'steps', done=self.step)   # 0: not planned yet, shown as '?'
     self.step0, self.started = self.step, time.monotonic()
     self.report = Reporter(job, self.task, self.plan, self.step, self.record.get('wandb_id'))
     self.before_probe = copy.deepcopy(self.state.state_dict()) if self.provisional else None

@@ -297,7 +297,8 @@ def tick(self: ProgressFile) -> None:
 def heartbeat_line(self: ProgressFile) -> str:
     s = self.state()
     extra = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in list(s['metrics'].items())[:4])
-    return (f"[heartbeat] {s['updated_at']} {self.job} {self.done}/{self.total} ({s['percent']:.1f}%) {self.unit} "
+    total = self.total if self.total or s['status'] == COMPLETE else '?'
+    return (f"[heartbeat] {s['updated_at']} {self.job} {self.done}/{total} ({s['percent']:.1f}%) {self.unit} "
             f"ETA {format_duration(s['eta_seconds'])} {s['status']}" + (f' {extra}' if extra else ''))
 
 @patch

@@ -371,6 +371,26 @@ def test_minutes_budget_sizes_the_plan_records_it_and_resumes_exactly(tmp_path, 
     assert sha(run / 'tokenizer.safetensors') == sha(same / 'tokenizer.safetensors')
 
 
+def test_a_minutes_run_shows_an_unknown_total_until_it_has_a_plan(tmp_path, reference):
+    "Before a --minutes run has measured its plan its total is unknown ('?'), never a placeholder; after it, the plan's total."
+    run = tmp_path / 'run'
+    shutil.copytree(reference / 'data', run / 'data')
+    flags = cli_flags(data_dir=str(run / 'data'), minutes=0.1, warmup_steps=30, ckpt_every_steps=50, heartbeat_every=0.05)
+    p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = set()
+    def planned():
+        if (run / 'progress.json').is_file():
+            try: seen.add((read_json(run / 'progress.json')['total'], (run / 'PROGRESS.txt').read_text().split('Completed: ')[1].split(' ')[0]))
+            except (ValueError, KeyError, IndexError, OSError): pass
+        return (run / 'run.json').is_file() and 'plan' in read_json(run / 'run.json')
+    wait_for(planned, timeout=120)
+    assert p.wait(timeout=120) == 0
+    total = read_json(run / 'run.json')['plan']['total']
+    assert any(t == 0 and c.endswith('/?') for t, c in seen), seen          # the probe, read from the files as a viewer does
+    assert all(t in (0, total) for t, c in seen), seen
+    assert read_json(run / 'progress.json')['total'] == total
+
+
 def test_a_small_run_needs_no_val_samples(tmp_path):
     "val_samples defaults to min(256, 10% of num_samples), so a 64-video run works without it."
     r = run_cli('train', tmp_path / 'run', '--num-samples', '64', '--frames', '8', '--image-size', '32', '--channels', '8',
