@@ -16,7 +16,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['RUNNING', 'COMPLETE', 'FAILED', 'PREEMPTED', 'STATUSES', 'STALLED', 'HUNG', 'PROGRESS_TXT', 'PROGRESS_JSON',
            'format_duration', 'format_rate', 'printable', 'say', 'check_progress', 'observe', 'read_progress',
-           'StopRequested', 'ProgressFile', 'bar_kind', 'render_text', 'staleness', 'effective_status',
+           'StopRequested', 'ProgressFile', 'bar_kind', 'shown_total', 'render_text', 'staleness', 'effective_status',
            'progress_summary']
 
 # %% ../nbs/03_progress.ipynb #c006
@@ -227,12 +227,16 @@ def _status_line(s: dict) -> str:
                 f"stuck at {s['done']}/{s['total']} {s['unit']}" + (f"; {s['message']}" if s.get('message') else '') + ')')
     return f"Status: {s['status']}" + (f" ({s['message']})" if s.get('message') else '')
 
+def shown_total(s: dict):
+    "A state's total as shown: `?` while it is not known yet (0, e.g. a --minutes run before its plan)."
+    return s['total'] if s['total'] or s['status'] == COMPLETE else '?'
+
 def render_text(s: dict) -> str:
     "The `PROGRESS.txt` text for a `progress.json` state."
     rate = f"{format_rate(s['rate'])} {s['unit']}/s (this process)" if s.get('rate') else 'not measured yet'
     eta = 'done' if s['status'] == COMPLETE else format_duration(s['eta_seconds']) if s['status'] == RUNNING else f"none ({s['status']})"
     if s.get('eta_at') and s['status'] == RUNNING: eta += f" (at {s['eta_at']})"
-    total = s['total'] if s['total'] or s['status'] == COMPLETE else '?'
+    total = shown_total(s)
     lines = [f"mono3d {s['job']}: {s['directory']}", _status_line(s),
              f"Completed: {s['done']}/{total} ({s['percent']:.1f}%) {s['unit']}",
              f"ETA: {eta}", f"Rate: {rate}", f"Last update: {s['updated_at']}",
@@ -297,8 +301,7 @@ def tick(self: ProgressFile) -> None:
 def heartbeat_line(self: ProgressFile) -> str:
     s = self.state()
     extra = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in list(s['metrics'].items())[:4])
-    total = self.total if self.total or s['status'] == COMPLETE else '?'
-    return (f"[heartbeat] {s['updated_at']} {self.job} {self.done}/{total} ({s['percent']:.1f}%) {self.unit} "
+    return (f"[heartbeat] {s['updated_at']} {self.job} {self.done}/{shown_total(s)} ({s['percent']:.1f}%) {self.unit} "
             f"ETA {format_duration(s['eta_seconds'])} {s['status']}" + (f' {extra}' if extra else ''))
 
 @patch
