@@ -224,12 +224,12 @@ def state(self: ProgressFile) -> dict:
 def _status_line(s: dict) -> str:
     if s['status'] == HUNG:
         return (f"Status: HUNG (the process is alive, but its work has not moved for {format_duration(s.get('idle_seconds'))}: "
-                f"stuck at {s['done']}/{s['total']} {s['unit']}" + (f"; {s['message']}" if s.get('message') else '') + ')')
+                f"stuck at {s['done']}/{shown_total(s)} {s['unit']}" + (f"; {s['message']}" if s.get('message') else '') + ')')
     return f"Status: {s['status']}" + (f" ({s['message']})" if s.get('message') else '')
 
 def shown_total(s: dict):
     "A state's total as shown: `?` while it is not known yet (0, e.g. a --minutes run before its plan)."
-    return s['total'] if s['total'] or s['status'] == COMPLETE else '?'
+    return s.get('total') if s.get('total') or s.get('status') == COMPLETE else '?'
 
 def render_text(s: dict) -> str:
     "The `PROGRESS.txt` text for a `progress.json` state."
@@ -391,7 +391,7 @@ def progress_summary(s: dict, now: float | None = None, mtime: float | None = No
            f" (alive, but no work for {format_duration(s.get('idle_seconds'))})" if st == HUNG else '')
     lines = [f"{P(s['job'])} {P(s.get('directory', ''))}",
              f"  status:   {st}{why}" + (f" - {P(s['message'])}" if s.get('message') else ''),
-             f"  progress: {s['done']}/{s['total']} {P(s['unit'])} ({float(s.get('percent') or 0):.1f}%), rate {rate}, "
+             f"  progress: {s['done']}/{shown_total(s)} {P(s['unit'])} ({float(s.get('percent') or 0):.1f}%), rate {rate}, "
              f"ETA {format_duration(s.get('eta_seconds')) if st == RUNNING else 'none'}",
              f"  updated:  {P(s['updated_at'])} ({format_duration(age)} ago by {clock}) on {P(s.get('host'))} pid {s.get('pid')}, "
              f"restarts {s.get('restarts', 0)}",

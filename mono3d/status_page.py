@@ -6,7 +6,7 @@
 from __future__ import annotations
 import base64, html
 from pathlib import Path
-from .progress import format_duration, format_rate
+from .progress import format_duration, format_rate, shown_total
 
 # %% auto #0
 __all__ = ['STATUS_HTML', 'PAGE_IMAGES_MAX_BYTES', 'metric_text', 'markdown_html', 'render_status_html']
@@ -58,7 +58,7 @@ def _why(s: dict) -> str:
     "The line under the status: a HUNG job's explanation, or the job's message."
     if s.get('status') == 'HUNG':
         return (f"alive, but its work has not moved for {format_duration(s.get('idle_seconds'))} "
-                f"(stuck at {s.get('done')}/{s.get('total')} {s.get('unit')})" + (f"; {s['message']}" if s.get('message') else ''))
+                f"(stuck at {s.get('done')}/{shown_total(s)} {s.get('unit')})" + (f"; {s['message']}" if s.get('message') else ''))
     return s.get('message') or ''
 
 # %% ../nbs/04_status_page.ipynb #c011
@@ -68,7 +68,7 @@ def _rows(s: dict) -> list[tuple[str, str]]:
     "`(label, HTML)` of the progress, ETA, rate, last update, checkpoint, start and host."
     status, pct = s.get('status', 'UNKNOWN'), float(s.get('percent') or 0)
     eta = 'done' if status == 'COMPLETE' else format_duration(s.get('eta_seconds')) if status == 'RUNNING' else f'none ({status})'
-    total = s['total'] if s['total'] or status == 'COMPLETE' else '?'
+    total = shown_total(s)
     rate = f"{format_rate(s['rate'])} {s['unit']}/s" if s.get('rate') else 'not measured yet'
     return [('Progress', f"Completed: {_e(s['done'])}/{_e(total)} ({pct:.1f}%) {_e(s['unit'])}"),
             ('ETA', f'<span id="eta">{_e(eta)}</span>' + (f" (at {_e(s['eta_at'])})" if s.get('eta_at') and status == 'RUNNING' else '')),

@@ -377,10 +377,13 @@ def test_a_minutes_run_shows_an_unknown_total_until_it_has_a_plan(tmp_path, refe
     shutil.copytree(reference / 'data', run / 'data')
     flags = cli_flags(data_dir=str(run / 'data'), minutes=0.1, warmup_steps=30, ckpt_every_steps=50, heartbeat_every=0.05)
     p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen = set()
+    seen, probe = set(), tmp_path / 'probe'
     def planned():
         if (run / 'progress.json').is_file():
-            try: seen.add((read_json(run / 'progress.json')['total'], (run / 'PROGRESS.txt').read_text().split('Completed: ')[1].split(' ')[0]))
+            try:
+                raw = (run / 'progress.json').read_bytes()
+                seen.add((json.loads(raw)['total'], (run / 'PROGRESS.txt').read_text().split('Completed: ')[1].split(' ')[0]))
+                if json.loads(raw)['total'] == 0 and not probe.exists(): probe.mkdir(); (probe / 'progress.json').write_bytes(raw)
             except (ValueError, KeyError, IndexError, OSError): pass
         return (run / 'run.json').is_file() and 'plan' in read_json(run / 'run.json')
     wait_for(planned, timeout=120)
@@ -389,6 +392,8 @@ def test_a_minutes_run_shows_an_unknown_total_until_it_has_a_plan(tmp_path, refe
     assert any(t == 0 and c.endswith('/?') for t, c in seen), seen          # the probe, read from the files as a viewer does
     assert all(t in (0, total) for t, c in seen), seen
     assert read_json(run / 'progress.json')['total'] == total
+    shown = run_cli('status', probe)                                         # `mono3d status` on the probe's own file
+    assert re.search(r'progress: \d+/\? steps', shown.stdout), shown.stdout
 
 
 def test_a_small_run_needs_no_val_samples(tmp_path):
