@@ -8,7 +8,7 @@ test command, exactly what CI runs. It prints one line per run as it ends (exit 
 line) and at the end the runs, the failures and the consecutive passes. Failed runs keep their clone and full log
 under `--work`; passed ones are removed. One run takes 16-21 minutes on the 2-core CPU, so 10 take about 3 hours.
 """
-import argparse, os, platform, re, shutil, subprocess, sys, time
+import argparse, platform, re, shutil, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu
