@@ -382,8 +382,9 @@ def test_a_minutes_run_shows_an_unknown_total_until_it_has_a_plan(tmp_path, refe
         if (run / 'progress.json').is_file():
             try:
                 raw = (run / 'progress.json').read_bytes()
-                seen.add((json.loads(raw)['total'], (run / 'PROGRESS.txt').read_text().split('Completed: ')[1].split(' ')[0]))
-                if json.loads(raw)['total'] == 0 and not probe.exists(): probe.mkdir(); (probe / 'progress.json').write_bytes(raw)
+                t = json.loads(raw)['total']
+                seen.add((t, (run / 'PROGRESS.txt').read_text().split('Completed: ')[1].split(' ')[0]))
+                if t == 0 and not probe.exists(): probe.mkdir(); (probe / 'progress.json').write_bytes(raw)
             except (ValueError, KeyError, IndexError, OSError): pass
         return (run / 'run.json').is_file() and 'plan' in read_json(run / 'run.json')
     wait_for(planned, timeout=120)
