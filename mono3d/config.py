@@ -683,6 +683,8 @@ class PriorRecipeConfig(Config):
     "What a training example of the prior is."
     context_frames: int = param(8, 'video frames a prediction example sees (a multiple of the tokenizer\'s temporal factor)', lo=1, limit=1024)
     predict_share: float = param(0.3, 'share of the examples that mask exactly the frames after context_frames (prediction)', lo=0, hi=1)
+    any_context: float = param(0.5, "share of those prediction examples whose context is instead a random number of token frames (one "
+                               "to all but the last): what the 'frames' decoding order continues from", lo=0, hi=1)
     class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
     digit_prefix: float = param(0.3, "share of a random mask's tokens that show their first 1 to 4 digits (the decoder draws a "
                                 "token's digits one after another, each given those before it)", lo=0, hi=1)

@@ -103,13 +103,13 @@ def plan_shape(self: PriorTask) -> PlanShape:
 
 # %% ../nbs/17_prior.ipynb #c017
 @patch
-def future_mask(self: PriorTask, n: int) -> torch.Tensor:
-    "`(n, positions, group)`: every token after the first `context_frames` video frames."
+def future_mask(self: PriorTask, n: int, known: torch.Tensor | None = None) -> torch.Tensor:
+    "`(n, positions, group)`: every token after the first `known[i]` token frames (default: the first `context_frames` video frames)."
     t, h, w = self.grid
-    k = self.cfg.recipe.context_frames // self.tc.model.temporal_downsample
+    if known is None: known = torch.full((n,), self.cfg.recipe.context_frames // self.tc.model.temporal_downsample)
     G = self.cfg.model.group_h * self.cfg.model.group_w
     per = h * w // G
-    return (torch.arange(t * per) >= k * per)[:, None].expand(n, t * per, G)
+    return (torch.arange(t * per)[None] >= known[:, None] * per)[..., None].expand(n, t * per, G)
 
 @patch
 def batch_at(self: PriorTask, step: int, part: int, plan: TrainingPlan) -> torch.Tensor:
@@ -117,9 +117,12 @@ def batch_at(self: PriorTask, step: int, part: int, plan: TrainingPlan) -> torch
     if part not in self.streams: self.streams[part] = IdStream(self.train_ids, self.cfg.seed, part, self.parts)
     r, ids = self.cfg.recipe, self.streams[part].ids_at(plan.position(step), plan.batch(step))
     g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, step, part, 0x9A1]).generate_state(1)[0]))
-    n, future = len(ids), self.future_mask(len(ids))
+    n, t = len(ids), self.grid[0]
     labels = torch.where(torch.rand(n, generator=g) < r.class_dropout, len(CLASSES), self.labels[ids])
     predict = (torch.rand(n, generator=g) < r.predict_share)[:, None, None]
+    known = torch.where(torch.rand(n, generator=g) < r.any_context, torch.randint(1, t, (n,), generator=g),
+                        r.context_frames // self.tc.model.temporal_downsample)                # token frames a prediction example sees
+    future = self.future_mask(n, known)
     masked = torch.where(predict, future, random_mask(n, future[0].numel(), g).view_as(future))
     C = len(self.levels)
     prefix = masked & ~predict & (torch.rand(masked.shape, generator=g) < r.digit_prefix)      # tokens that show their first digits
