@@ -684,7 +684,7 @@ class PriorRecipeConfig(Config):
     context_frames: int = param(8, 'video frames a prediction example sees (a multiple of the tokenizer\'s temporal factor)', lo=1, limit=1024)
     predict_share: float = param(0.3, 'share of the examples that mask exactly the frames after context_frames (prediction)', lo=0, hi=1)
     any_context: float = param(0.5, "share of those prediction examples whose context is instead a random number of token frames (one "
-                               "to all but the last): what the 'frames' decoding order continues from", lo=0, hi=1)
+                               "to all but the last): what frame-by-frame decoding (by_frame) continues from", lo=0, hi=1)
     class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
     digit_prefix: float = param(0.3, "share of a random mask's tokens that show their first 1 to 4 digits (the decoder draws a "
                                 "token's digits one after another, each given those before it)", lo=0, hi=1)
@@ -729,6 +729,8 @@ def build_sample_parser(prog: str = 'mono3d sample') -> argparse.ArgumentParser:
     ap.add_argument('--guidance', type=float, default=None, help='classifier-free guidance (default: 2 for a class, 0 with --context)')
     ap.add_argument('--order', choices=ORDERS, default='confidence', help="which tokens each decoding step fixes: the most confident "
                     "(MaskGIT's), or the object's first (default: confidence)")
+    ap.add_argument('--by-frame', action='store_true', help='fill the token frames one after another, --decode-steps steps each, the '
+                    'later frames still masked (as many times slower as the video has token frames)')
     ap.add_argument('--context', default=None, help='an npz whose videos are continued instead (uint8 (n, T, H, W, 3))')
     ap.add_argument('--context-frames', type=int, default=8, help='frames of each context video that are kept (default: 8)')
     ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
@@ -746,6 +748,8 @@ class EvalPriorConfig(Config):
     guidance: float = param(2.0, 'classifier-free guidance of the class-conditional samples', lo=0, limit=100)
     order: str = param('confidence', "which tokens each decoding step fixes: the most confident (MaskGIT's) or the object's first; "
                        'the untrained control decodes the same way', choices=ORDERS)
+    by_frame: bool = param(False, 'fill the token frames one after another (decode_steps each), as `mono3d sample --by-frame`; the '
+                           'untrained control decodes the same way')
     predict_videos: int = param(128, 'held-out real videos continued after their first context_frames', lo=4, limit=100_000)
     context_frames: int = param(8, 'frames of each real video the prediction sees', lo=1, limit=1024)
     classifier_videos: int = param(2000, 'real training videos the classifier learns from', lo=40, limit=10 ** 7)

@@ -155,7 +155,8 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
         codes = unigram_sample(freq, len(labels), model.grid, g)
     else:
         first = prior.first(cfg.order)
-        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first, tick=tick)
+        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first, tick=tick,
+                                  by_frame=cfg.by_frame)
                            for i in range(0, len(labels), 64)])
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
@@ -163,7 +164,8 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
 # %% ../nbs/18_evaluate_prior.ipynb #c038
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
-    if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order, tick=tick)['videos']
+    if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order,
+                                               by_frame=cfg.by_frame, tick=tick)['videos']
     codes = prior.encode(real)
     known = cfg.context_frames // prior.tokenizer.factors[0]
     if which == 'unigram':
@@ -176,7 +178,7 @@ def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> 
         per = m.positions // m.grid[0]
         codes = decode(untrained, torch.full((len(codes),), m.num_classes), cfg.decode_steps, cfg.temperature, 0.0,
                        torch.Generator().manual_seed(g), codes=codes, known=(torch.arange(m.positions) < known * per).expand(len(codes), -1),
-                       first=prior.first(cfg.order), tick=tick)
+                       first=prior.first(cfg.order), tick=tick, by_frame=cfg.by_frame)
     return (prior.tokenizer.detokenize(codes).clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
 def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:

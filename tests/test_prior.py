@@ -95,12 +95,14 @@ def test_sampling_is_deterministic_and_writes_videos_and_a_grid(reference, tmp_p
     assert (outs[0] / 'samples.gif').stat().st_size > 1000
     r = run_cli('sample', reference, '--label', 'helical', '--count', '3', '--out', tmp_path / 's2', '--seed', '6', '--decode-steps', '3')
     with np.load(outs[0] / 'samples.npz') as a, np.load(tmp_path / 's2' / 'samples.npz') as c: assert not np.array_equal(a['codes'], c['codes'])
-    for k in (3, 4):                                    # the object-first order: deterministic too
+    for k, extra in ((3, []), (4, []), (6, ['--by-frame']), (7, ['--by-frame'])):     # object first, and frame by frame: deterministic too
         r = run_cli('sample', reference, '--label', 'helical', '--count', '3', '--out', tmp_path / f's{k}', '--seed', '5', '--decode-steps', '3',
-                    '--order', 'object-first')
+                    '--order', 'object-first', *extra)
         assert r.returncode == 0, r.stderr[-2000:]
     with np.load(tmp_path / 's3' / 'samples.npz') as o, np.load(tmp_path / 's4' / 'samples.npz') as c:
         assert np.array_equal(o['codes'], c['codes']) and '"order": "object-first"' in str(o['settings'])
+    with np.load(tmp_path / 's6' / 'samples.npz') as f, np.load(tmp_path / 's7' / 'samples.npz') as f2, np.load(tmp_path / 's3' / 'samples.npz') as o:
+        assert np.array_equal(f['codes'], f2['codes']) and not np.array_equal(f['codes'], o['codes']) and '"by_frame": true' in str(f['settings'])
     r = run_cli('sample', reference, '--label', 'helical', '--out', tmp_path / 's5', '--order', 'random')
     assert r.returncode == 2 and 'object-first' in r.stderr
 
