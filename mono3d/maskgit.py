@@ -153,10 +153,12 @@ def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temper
 @torch.no_grad()
 def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12, temperature: float = 1.0, guidance: float = 1.0,
            generator: torch.Generator | None = None, codes: torch.Tensor | None = None, known: torch.Tensor | None = None,
-           choice_noise: float = 1.0, first: torch.Tensor | None = None, tick=None, by_frame: bool = False) -> torch.Tensor:
+           choice_noise: float = 1.0, first: torch.Tensor | None = None, tick=None, by_frame: bool = False,
+           later_steps: int | None = None) -> torch.Tensor:
     """Codes `(B, t, h, w)` for `labels`, filled in `steps` steps; `codes` and `known` (per token or position) give fixed tokens.
     With `first` (the codes `(t, h, w)` of an empty video), tokens drawn unlike it (the object's) are fixed before the others.
-    With `by_frame`, the token frames are filled one after another, `steps` steps each, the later ones still masked.
+    With `by_frame`, the token frames are filled one after another, the later ones still masked: the first one filled in `steps` steps,
+    each next one in `later_steps` (default: `steps`).
     `tick()`, when given, is called at every step (a long decode is work, not a hung job)."""
     B, P, G, dev = len(labels), model.positions, model.group, labels.device
     empty = model.to_positions(first.to(dev).expand(B, *first.shape)).flatten(1) if first is not None else None
@@ -167,18 +169,20 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
     if by_frame:
         frame = torch.arange(P * G, device=dev) // (P * G // model.grid[0])        # the token frame of each token
         stages = (frame == torch.arange(model.grid[0], device=dev)[:, None])[:, None] & masked
+    filled = 0                                                                     # stages filled so far
     for stage in stages:
         if not stage.any(): continue                                               # a frame given whole
-        unknown = stage.sum(1)
-        for k in range(steps):
+        unknown, K = stage.sum(1), steps if filled == 0 or later_steps is None else later_steps
+        filled += 1
+        for k in range(K):
             if tick is not None: tick()
             logits = guided_logits(model, model.to_grid(tokens), masked.view(B, P, G), labels, guidance)
             new, score = (x.flatten(1) for x in sample_tokens(logits, model.levels, temperature, g))
-            noise = choice_noise * (1 - (k + 1) / steps) * _gumbel(score.shape, g, dev)
+            noise = choice_noise * (1 - (k + 1) / K) * _gumbel(score.shape, g, dev)
             if empty is not None: score = score + OBJECT_FIRST * (new != empty)           # the object's tokens first
             open_ = masked & stage                                                     # what this step may fix
             score = torch.where(open_, score + noise, torch.full_like(score, -float('inf')))
-            keep = torch.floor(unknown * mask_share((k + 1) / steps)).long()          # still masked after this step
+            keep = torch.floor(unknown * mask_share((k + 1) / K)).long()          # still masked after this step
             rank = score.argsort(1, descending=True).argsort(1)                       # 0 = the most confident masked token
             fix = open_ & (rank < (open_.sum(1) - keep)[:, None])
             tokens = torch.where(fix.view(B, P, G), new.view(B, P, G), tokens)
