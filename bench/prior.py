@@ -1,7 +1,7 @@
 """Benchmark: the prior's training step and its sampling, on this CPU.
 
     python bench/prior.py steps [--threads 2]                    # step time of transformer sizes on the default token grid
-    python bench/prior.py sampling PRIOR_RUN [--threads 2] [--per-class 16] [--checkpoint runs/prior/step_N.pt]
+    python bench/prior.py sampling PRIOR_RUN [--threads 2] [--per-class 16] [--checkpoint runs/prior/step_N.pt] [--sweep all|frames]
                                                                  # videos/s and quality against decode steps, guidance, temperature
     python bench/prior.py background TOKENIZER_RUN               # what canonical background codes cost the reconstruction
     python bench/prior.py predictability PRIOR_RUN [PRIOR_RUN ..]  # how well the prior predicts a masked token, by region
@@ -11,7 +11,8 @@ several widths, depths and token groups, on random codes of the default tokenize
 5,5,5,5,5), batch 32, and prints steps/s and training videos/s. `sampling` loads a trained prior and prints
 videos/s of `Prior.sample` against decode steps, and class fidelity and one-object share of 64 videos per class
 against decode steps, guidance, temperature, choice noise and the decoding order (the evaluation's own measures, classifier
-trained on real videos).
+trained on real videos), with each setting's videos/s; `--sweep frames` compares frame-by-frame decoding (`by_frame`,
+`later_steps`) with the whole-video orders.
 """
 import argparse, json, time
 from pathlib import Path
@@ -48,7 +49,10 @@ SWEEP = [dict(steps=k) for k in (4, 8, 12, 24)] + [dict(temperature=t) for t in 
         [dict(guidance=g) for g in (0.0, 1.0, 4.0)] + [dict(choice_noise=c) for c in (0.0, 4.5)] + \
         [dict(order='object-first', steps=k) for k in (12, 24, 48)] + [dict(order='object-first', steps=24, temperature=0.8),
                                                                        dict(order='object-first', steps=24, guidance=4.0)]
-BASE = dict(steps=12, temperature=1.0, guidance=2.0, choice_noise=1.0, order='confidence')
+FRAMES = [dict(order='object-first')] + [dict(order=o, by_frame=True, steps=k, later_steps=j)
+                                         for o, k, j in (('object-first', 8, 2), ('object-first', 12, 3), ('object-first', 24, 2),
+                                                         ('confidence', 8, 2), ('object-first', 12, 12))]
+BASE = dict(steps=12, temperature=1.0, guidance=2.0, choice_noise=1.0, order='confidence', by_frame=False, later_steps=None)
 
 
 def sampling(a):
@@ -70,22 +74,24 @@ def sampling(a):
           f"reconstructions: one object {100 * info['reconstructions']['one_object_share']:.1f}%, "
           f"fidelity {100 * info['reconstructions']['balanced_accuracy']:.1f}%")
     print('\n| decode steps | videos/s (batch 16, guidance 2) |\n|---|---|')
-    for k in (4, 8, 12, 24):
+    for k in (4, 8, 12, 24) if a.sweep == 'all' else ():
         t = time.perf_counter(); prior.sample('helical', 16, seed=0, steps=k); dt = time.perf_counter() - t
         print(f'| {k} | {16 / dt:.2f} |', flush=True)
     labels = torch.arange(len(CLASSES)).repeat_interleave(a.per_class)
-    print(f'\n{a.per_class} videos per class; BASE {BASE}\n\n| setting | class fidelity | frames with one object | with none | Fréchet | distinct grids |\n|---|---|---|---|---|---|')
-    for change in [{}] + SWEEP:
+    print(f'\n{a.per_class} videos per class; BASE {BASE}\n\n| setting | class fidelity | frames with one object | with none | Fréchet | distinct grids | videos/s |\n|---|---|---|---|---|---|---|')
+    for change in [{}] + (FRAMES if a.sweep == 'frames' else SWEEP):
         kw = {**BASE, **change}
         g = torch.Generator().manual_seed(0)
         first = prior.first(kw['order'])
+        t0 = time.perf_counter()
         codes = torch.cat([decode(prior.model, labels[i:i + 64], kw['steps'], kw['temperature'], kw['guidance'], g, choice_noise=kw['choice_noise'],
-                                  first=first) for i in range(0, len(labels), 64)])
+                                  first=first, by_frame=kw['by_frame'], later_steps=kw['later_steps']) for i in range(0, len(labels), 64)])
+        rate = len(labels) / (time.perf_counter() - t0)
         with torch.no_grad(): v = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
         m = measures((v * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels.numpy(), ref)
         name = ', '.join(f'{k} {v}' for k, v in change.items()) or 'BASE'
         print(f"| {name} | {100 * m['balanced_accuracy']:.1f}% | {100 * m['one_object_share']:.1f}% | {100 * m['no_object_share']:.1f}% | "
-              f"{m['frechet']:.3f} | {100 * m['distinct_grids']:.0f}% |", flush=True)
+              f"{m['frechet']:.3f} | {100 * m['distinct_grids']:.0f}% | {rate:.2f} |", flush=True)
 
 
 def background(a):
@@ -155,6 +161,7 @@ def main():
     ap.add_argument('--repeat', type=int, default=3)
     ap.add_argument('--per-class', type=int, default=16, help='sampling: videos per class for each setting')
     ap.add_argument('--classifier-videos', type=int, default=2000, help='sampling: real videos the classifier learns from')
+    ap.add_argument('--sweep', choices=('all', 'frames'), default='all', help="sampling: the settings ('frames': frame-by-frame decoding)")
     ap.add_argument('--checkpoint', help='sampling: weights from this checkpoint of the run (a run still training)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -729,8 +729,10 @@ def build_sample_parser(prog: str = 'mono3d sample') -> argparse.ArgumentParser:
     ap.add_argument('--guidance', type=float, default=None, help='classifier-free guidance (default: 2 for a class, 0 with --context)')
     ap.add_argument('--order', choices=ORDERS, default='confidence', help="which tokens each decoding step fixes: the most confident "
                     "(MaskGIT's), or the object's first (default: confidence)")
-    ap.add_argument('--by-frame', action='store_true', help='fill the token frames one after another, --decode-steps steps each, the '
-                    'later frames still masked (as many times slower as the video has token frames)')
+    ap.add_argument('--by-frame', action='store_true', help='fill the token frames one after another, the later ones still masked: '
+                    'the first in --decode-steps steps, each next one in --later-steps')
+    ap.add_argument('--later-steps', type=int, default=None, help='with --by-frame: decoding steps of each token frame after the first '
+                    '(default: --decode-steps)')
     ap.add_argument('--context', default=None, help='an npz whose videos are continued instead (uint8 (n, T, H, W, 3))')
     ap.add_argument('--context-frames', type=int, default=8, help='frames of each context video that are kept (default: 8)')
     ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
@@ -748,8 +750,10 @@ class EvalPriorConfig(Config):
     guidance: float = param(2.0, 'classifier-free guidance of the class-conditional samples', lo=0, limit=100)
     order: str = param('confidence', "which tokens each decoding step fixes: the most confident (MaskGIT's) or the object's first; "
                        'the untrained control decodes the same way', choices=ORDERS)
-    by_frame: bool = param(False, 'fill the token frames one after another (decode_steps each), as `mono3d sample --by-frame`; the '
-                           'untrained control decodes the same way')
+    by_frame: bool = param(False, 'fill the token frames one after another (`mono3d sample --by-frame`): the first in decode_steps '
+                           'steps, each next one in later_steps; the untrained control decodes the same way')
+    later_steps: int | None = param(None, 'with by_frame: decoding steps of each token frame after the first (default: decode_steps)',
+                                    kind='int', optional=True, lo=1, limit=1024)
     predict_videos: int = param(128, 'held-out real videos continued after their first context_frames', lo=4, limit=100_000)
     context_frames: int = param(8, 'frames of each real video the prediction sees', lo=1, limit=1024)
     classifier_videos: int = param(2000, 'real training videos the classifier learns from', lo=40, limit=10 ** 7)

@@ -156,7 +156,7 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
     else:
         first = prior.first(cfg.order)
         codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first, tick=tick,
-                                  by_frame=cfg.by_frame)
+                                  by_frame=cfg.by_frame, later_steps=cfg.later_steps)
                            for i in range(0, len(labels), 64)])
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
@@ -165,7 +165,7 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
 def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> np.ndarray:
     prior, g = ctx['prior'], cfg.seed + 100 + SETS.index(which)
     if which == 'trained': return prior.predict(real, cfg.context_frames, g, cfg.decode_steps, cfg.temperature, 0.0, order=cfg.order,
-                                               by_frame=cfg.by_frame, tick=tick)['videos']
+                                               by_frame=cfg.by_frame, later_steps=cfg.later_steps, tick=tick)['videos']
     codes = prior.encode(real)
     known = cfg.context_frames // prior.tokenizer.factors[0]
     if which == 'unigram':
@@ -178,7 +178,8 @@ def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> 
         per = m.positions // m.grid[0]
         codes = decode(untrained, torch.full((len(codes),), m.num_classes), cfg.decode_steps, cfg.temperature, 0.0,
                        torch.Generator().manual_seed(g), codes=codes, known=(torch.arange(m.positions) < known * per).expand(len(codes), -1),
-                       first=prior.first(cfg.order), tick=tick, by_frame=cfg.by_frame)
+                       first=prior.first(cfg.order), tick=tick, by_frame=cfg.by_frame,
+                       later_steps=cfg.later_steps)
     return (prior.tokenizer.detokenize(codes).clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
 def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:

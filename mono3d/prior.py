@@ -254,6 +254,12 @@ def _count(count) -> int:
 def _as_u8(videos: torch.Tensor) -> np.ndarray:
     return (videos.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
+def _steps(steps, name: str = 'steps') -> int | None:
+    if steps is None and name == 'later_steps': return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= int(steps) <= 1024:
+        raise ConfigError(f'{name} must be an integer in [1, 1024], got {steps!r}', name)
+    return int(steps)
+
 def _order(order) -> str:
     if order not in ORDERS: raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}", 'order')
     return order
@@ -266,12 +272,12 @@ def empty_codes(tokenizer: VideoTokenizer, background_rgb, grid) -> torch.Tensor
 # %% ../nbs/17_prior.ipynb #c039
 @patch
 def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 2.0,
-           order: str = 'confidence', by_frame: bool = False) -> dict:
+           order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None) -> dict:
     "`count` videos of class `label` (a name or an index): `videos (n, T, H, W, 3)` uint8, their `codes` and `labels`."
     y, n = _label(label), _count(count)
     labels = torch.full((n,), y, dtype=torch.long)
-    codes = decode(self.model, labels, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), first=self.first(order),
-                   by_frame=bool(by_frame))
+    codes = decode(self.model, labels, _steps(steps), temperature, guidance, torch.Generator().manual_seed(int(seed)), first=self.first(order),
+                   by_frame=bool(by_frame), later_steps=_steps(later_steps, 'later_steps'))
     return {'videos': _as_u8(self.tokenizer.detokenize(codes)), 'codes': codes.numpy(), 'labels': labels.numpy()}
 
 @patch
@@ -290,7 +296,7 @@ def encode(self: Prior, videos) -> torch.Tensor:
 
 @patch
 def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 0.0,
-            labels=None, order: str = 'confidence', by_frame: bool = False, tick=None) -> dict:
+            labels=None, order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None, tick=None) -> dict:
     "The videos continued after their first `context_frames` frames (given as uint8 `(n, T, H, W, 3)`): `videos`, `codes`."
     ft = self.tokenizer.factors[0]
     T = self.info['grid'][0] * ft
@@ -301,8 +307,8 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
     per = self.model.positions // self.info['grid'][0]
     known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(codes), -1)
     y = torch.full((len(codes),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
-    out = decode(self.model, y, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known,
-                 first=self.first(order), tick=tick, by_frame=bool(by_frame))
+    out = decode(self.model, y, _steps(steps), temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known,
+                 first=self.first(order), tick=tick, by_frame=bool(by_frame), later_steps=_steps(later_steps, 'later_steps'))
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 
 # %% ../nbs/17_prior.ipynb #c042
@@ -325,12 +331,13 @@ def sample_command(a) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f'out {str(out)!r} exists and is not an empty directory: samples never overwrite files; give another --out', 'out')
     if (a.label is None) == (a.context is None): raise ConfigError('give either --label (sample a class) or --context (continue videos)', 'label')
+    _steps(a.decode_steps, 'decode_steps'); _steps(a.later_steps, 'later_steps')
     prior = Prior.load(a.prior_run)
     if a.context is None:
-        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance, order=a.order, by_frame=a.by_frame)
+        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance, order=a.order, by_frame=a.by_frame, later_steps=a.later_steps)
     else:
         r = prior.predict(_context_videos(a.context)[:_count(a.count)], a.context_frames, a.seed, a.decode_steps, a.temperature, a.guidance or 0.0,
-                          order=a.order, by_frame=a.by_frame)
+                          order=a.order, by_frame=a.by_frame, later_steps=a.later_steps)
         r['labels'] = np.full(len(r['videos']), -1)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / 'samples.npz', videos=r['videos'], labels=r['labels'], codes=r['codes'], settings=json.dumps(vars(a)))
