@@ -764,5 +764,10 @@ class EvalPriorConfig(Config):
     threads: int = param(0, 'torch threads (0: all cores)', lo=0, limit=1024, identity=False)
     job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
 
+    def check(self):
+        if self.later_steps is not None and not self.by_frame:
+            raise ConfigError(f'later_steps applies only to a frame-by-frame decode (by_frame); got later_steps={self.later_steps} without it',
+                              'later_steps')
+
 EVALUATE_PRIOR_COMMAND = Command('evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and '
                                  'prediction, beside an untrained and a unigram prior. Running it again resumes.', positional=('prior_run',))

@@ -254,8 +254,13 @@ def _count(count) -> int:
 def _as_u8(videos: torch.Tensor) -> np.ndarray:
     return (videos.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
-def _steps(steps, name: str = 'steps') -> int | None:
-    if steps is None and name == 'later_steps': return None
+def _later(later_steps, by_frame) -> int | None:
+    "`later_steps` checked: steps of the token frames after the first, only for a frame-by-frame decode."
+    if later_steps is not None and not by_frame:
+        raise ConfigError(f'later_steps applies only to a frame-by-frame decode (by_frame); got later_steps={later_steps!r} without it', 'later_steps')
+    return None if later_steps is None else _steps(later_steps, 'later_steps')
+
+def _steps(steps, name: str = 'steps') -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= int(steps) <= 1024:
         raise ConfigError(f'{name} must be an integer in [1, 1024], got {steps!r}', name)
     return int(steps)
@@ -277,7 +282,7 @@ def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, 
     y, n = _label(label), _count(count)
     labels = torch.full((n,), y, dtype=torch.long)
     codes = decode(self.model, labels, _steps(steps), temperature, guidance, torch.Generator().manual_seed(int(seed)), first=self.first(order),
-                   by_frame=bool(by_frame), later_steps=_steps(later_steps, 'later_steps'))
+                   by_frame=bool(by_frame), later_steps=_later(later_steps, by_frame))
     return {'videos': _as_u8(self.tokenizer.detokenize(codes)), 'codes': codes.numpy(), 'labels': labels.numpy()}
 
 @patch
@@ -308,7 +313,7 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
     known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(codes), -1)
     y = torch.full((len(codes),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
     out = decode(self.model, y, _steps(steps), temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known,
-                 first=self.first(order), tick=tick, by_frame=bool(by_frame), later_steps=_steps(later_steps, 'later_steps'))
+                 first=self.first(order), tick=tick, by_frame=bool(by_frame), later_steps=_later(later_steps, by_frame))
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 
 # %% ../nbs/17_prior.ipynb #c042
@@ -331,10 +336,11 @@ def sample_command(a) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f'out {str(out)!r} exists and is not an empty directory: samples never overwrite files; give another --out', 'out')
     if (a.label is None) == (a.context is None): raise ConfigError('give either --label (sample a class) or --context (continue videos)', 'label')
-    _steps(a.decode_steps, 'decode_steps'); _steps(a.later_steps, 'later_steps')
+    _steps(a.decode_steps, 'decode_steps'); _later(a.later_steps, a.by_frame)
     prior = Prior.load(a.prior_run)
     if a.context is None:
-        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance, order=a.order, by_frame=a.by_frame, later_steps=a.later_steps)
+        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance, order=a.order,
+                         by_frame=a.by_frame, later_steps=a.later_steps)
     else:
         r = prior.predict(_context_videos(a.context)[:_count(a.count)], a.context_frames, a.seed, a.decode_steps, a.temperature, a.guidance or 0.0,
                           order=a.order, by_frame=a.by_frame, later_steps=a.later_steps)

@@ -119,6 +119,7 @@ def test_prediction_keeps_the_context_and_continues_it(reference, tmp_path):
     (['--label', 'linear', '--count', '0'], 'count must be an integer in [1, 4096], got 0'),
     (['--label', 'linear', '--decode-steps', '0'], 'decode_steps must be an integer in [1, 1024], got 0'),
     (['--label', 'linear', '--by-frame', '--later-steps', '0'], 'later_steps must be an integer in [1, 1024], got 0'),
+    (['--label', 'linear', '--later-steps', '2'], 'later_steps applies only to a frame-by-frame decode'),
     (['--context', 'CONTEXT', '--context-frames', '1'], "context_frames must be a multiple of the tokenizer's temporal factor 2"),
 ])
 def test_bad_sampling_input_is_refused_with_exit_2(reference, tmp_path, args, message):
