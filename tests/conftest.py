@@ -27,11 +27,17 @@ def read_json(p):
     return json.loads(Path(p).read_text())
 
 
-def wait_for(pred, timeout=60.0, every=0.02):
-    "Poll `pred` until it returns a truthy value (returned) or fail after `timeout` seconds."
+def wait_for(pred, timeout=60.0, every=0.02, proc=None):
+    """Poll `pred` until it returns a truthy value (returned); fail after `timeout` seconds, or at once when `proc` (a Popen)
+    has exited and `pred` is still false (a job that died early is named as such, not waited on until the timeout)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         v = pred()
         if v: return v
+        if proc is not None and proc.poll() is not None:
+            v = pred()                                          # what it left behind may be the awaited state
+            if v: return v
+            cmd = ' '.join(map(str, proc.args)) if isinstance(proc.args, (list, tuple)) else str(proc.args)
+            raise AssertionError(f'the process exited with {proc.returncode} before the condition was met: {cmd[-300:]}')
         time.sleep(every)
     raise AssertionError(f'condition not met within {timeout}s')

@@ -57,7 +57,7 @@ def test_sigkill_of_the_launcher_then_rerun_resumes_to_the_same_weights(referenc
     p = subprocess.Popen(torchrun(run, '--epochs', '3', '--ckpt-every-steps', '4'), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for(lambda: (run / 'checkpoints').is_dir() and Store(run / 'checkpoints').indices()
-             and min(Store(run / 'checkpoints').indices()) >= 4, timeout=300)
+             and min(Store(run / 'checkpoints').indices()) >= 4, proc=p, timeout=300)
     p.send_signal(signal.SIGKILL); p.wait()                                        # the launcher only
     # the workers (torchrun starts them in sessions of their own) notice that their launcher is gone
     # (parent-death signal), checkpoint and exit: nothing keeps running or writing
@@ -108,7 +108,7 @@ def test_generation_on_several_ranks_is_byte_identical_and_resumes_with_any_rank
                    '--no-bar').returncode == 0
     out = tmp_path / 'ranks'
     p = subprocess.Popen(_gen_torchrun(out, 3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    wait_for(lambda: len(list(out.glob('checkpoint_*.manifest.json'))) >= 3, timeout=300)
+    wait_for(lambda: len(list(out.glob('checkpoint_*.manifest.json'))) >= 3, proc=p, timeout=300)
     os.killpg(p.pid, signal.SIGKILL); p.wait()
     wait_for(lambda: subprocess.run(['pgrep', '-f', str(out)], capture_output=True).returncode != 0, timeout=60)
     partial = len(list(out.glob('checkpoint_*.manifest.json')))

@@ -60,7 +60,7 @@ def test_tensorboard_gets_the_scalars_and_no_duplicate_steps_after_a_resume(tmp_
     flags = [*TINY, '--epochs', '12', '--log-to', 'tensorboard', '--ckpt-every-steps', '5']
     p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json')['job'] == 'train'
-             and read_json(run / 'progress.json')['done'] >= 12, timeout=120)
+             and read_json(run / 'progress.json')['done'] >= 12, proc=p, timeout=120)
     os.kill(p.pid, signal.SIGKILL); p.wait()                  # killed after step 12: steps 11-12 were logged, not checkpointed
     r = run_cli('train', run, *flags)
     assert r.returncode == 0, r.stderr[-2000:]

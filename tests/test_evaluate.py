@@ -138,7 +138,7 @@ def test_evaluate_killed_then_rerun_gives_the_same_report(tiny_run, tmp_path):
     assert ref.returncode == 0, ref.stderr[-3000:]
     out = tmp_path / 'killed'
     p = start_cli('evaluate', tiny_run, '--out-dir', out, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (out / 'stages' / 'reconstruction.json').is_file(), timeout=300)
+    wait_for(lambda: (out / 'stages' / 'reconstruction.json').is_file(), proc=p, timeout=300)
     p.send_signal(signal.SIGKILL); p.wait()
     assert not (out / 'report.json').exists()
     done = sorted(x.name for x in (out / 'stages').glob('*.json'))
@@ -175,7 +175,7 @@ def test_sigterm_while_a_head_trains_exits_within_seconds_and_resumes(tiny_run, 
     flags = [f'--{k.replace("_", "-")}={v}' for k, v in {**TINY_EVAL, 'num_samples': 2000, 'head_epochs': 40}.items()]
     out = tmp_path / 'ev'
     p = start_cli('evaluate', tiny_run, '--out-dir', out, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (out / 'stages' / 'reconstruction.json').is_file(), timeout=300)
+    wait_for(lambda: (out / 'stages' / 'reconstruction.json').is_file(), proc=p, timeout=300)
     time.sleep(2.0)                                                          # inside the first classification head
     t0 = time.monotonic(); p.send_signal(signal.SIGTERM); p.wait(60)
     assert p.returncode == 143 and time.monotonic() - t0 < 10

@@ -102,7 +102,7 @@ def test_sigkill_at_random_moments_then_resume_is_identical(tmp_path, reference_
     args = ('generate', out, '--num-samples', 16000, '--checkpoint-interval', 500, '--workers', 2, '--no-bar')
     while kills < 5:
         proc = start_cli(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json').get('pid') == proc.pid, timeout=60)
+        wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json').get('pid') == proc.pid, proc=proc, timeout=60)
         time.sleep(rng.uniform(0.05, 0.6))
         assert proc.poll() is None, 'the job finished before it could be killed; make it longer'
         os.kill(proc.pid, signal.SIGKILL); proc.wait(); kills += 1
@@ -122,7 +122,7 @@ def test_sigterm_preempts_cleanly_and_resumes(tmp_path, reference_16k):
     out = tmp_path / 'ds'
     args = ('generate', out, '--num-samples', 16000, '--checkpoint-interval', 500, '--workers', 1, '--no-bar')
     proc = start_cli(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json')['done'] >= 1000, timeout=60)
+    wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json')['done'] >= 1000, proc=proc, timeout=60)
     t0 = time.monotonic(); proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=30)[1]
     assert proc.returncode == 128 + signal.SIGTERM and time.monotonic() - t0 < 10
@@ -201,7 +201,7 @@ def test_status_reports_complete_and_stalled(tmp_path):
     out = tmp_path / 'ds'
     proc = start_cli('generate', out, '--num-samples', 16000, '--checkpoint-interval', 500, '--heartbeat-every', 1,
                      '--no-bar', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json')['done'] > 0, timeout=60)
+    wait_for(lambda: (out / 'progress.json').is_file() and read_json(out / 'progress.json')['done'] > 0, proc=proc, timeout=60)
     r = run_cli('status', out)
     assert r.returncode == 0 and 'status:   RUNNING' in r.stdout
     os.kill(proc.pid, signal.SIGKILL); proc.wait()

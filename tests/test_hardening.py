@@ -64,7 +64,7 @@ def test_a_stopped_batch_worker_shows_hung_and_sigterm_still_stops_the_job(tmp_p
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stopped = []
     try:
-        wait_for(lambda: _running(p, run, 'train', done=3), timeout=120)
+        wait_for(lambda: _running(p, run, 'train', done=3), proc=p, timeout=120)
         stopped = _children(p.pid)
         assert stopped, 'the trainer has no batch worker'
         for c in stopped: os.kill(c, signal.SIGSTOP)
@@ -97,7 +97,7 @@ def test_sigterm_in_the_middle_of_a_long_step_stops_within_10_seconds(tmp_path):
                   '--crop-size', '0', '--crop-frames', '0', '--steps', '3', '--threads', '2', '--workers', '0', '--no-bar',
                   '--progress-every', '0.1', stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: _running(p, run, 'train'), timeout=180)
+        wait_for(lambda: _running(p, run, 'train'), proc=p, timeout=180)
         time.sleep(3)                                           # inside the first step's forward or backward pass
         assert read_json(run / 'progress.json')['done'] == 0
         dt = _sigterm_seconds(p)
@@ -132,7 +132,7 @@ def test_a_symlinked_lock_or_checkpoint_folder_is_refused_and_its_target_untouch
 def _trained_and_stopped(tmp_path, flags):
     run = tmp_path / 'run'
     p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: _running(p, run, 'train', done=16), timeout=120)
+    wait_for(lambda: _running(p, run, 'train', done=16), proc=p, timeout=120)
     assert _sigterm_seconds(p) < 10 and p.returncode == 143
     return run
 
@@ -260,7 +260,7 @@ def test_a_shard_corrupted_while_training_reads_it_fails_the_job(tmp_path):
     (run / 'error.log').symlink_to(precious)                                 # error.log must not be written through it
     p = start_cli('train', run, *TINY, '--data-dir', data, '--epochs', '200', '--workers', '0',
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: _running(p, run, 'train', done=3), timeout=120)
+    wait_for(lambda: _running(p, run, 'train', done=3), proc=p, timeout=120)
     for s in data.glob('checkpoint_*.npz'):
         b = bytearray(s.read_bytes()); b[len(b) // 2] ^= 0xFF; s.write_bytes(b)
     out, err = p.communicate(timeout=120)
@@ -305,7 +305,7 @@ def test_a_live_job_with_a_slow_clock_is_not_stalled_and_a_dead_one_is(tmp_path)
     p = start_cli('generate', d, '--num-samples', '200000', '--checkpoint-interval', '500', *GEN,
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _running(p, d, 'generate'), timeout=60)
+        wait_for(lambda: _running(p, d, 'generate'), proc=p, timeout=60)
         os.kill(p.pid, signal.SIGSTOP)                                         # freeze it while its file is rewritten
         s = read_json(d / 'progress.json')
         s['updated_unix'] -= 3600
@@ -325,7 +325,7 @@ def test_a_live_job_with_a_slow_clock_is_not_stalled_and_a_dead_one_is(tmp_path)
 def test_a_train_stopped_while_making_its_data_shows_no_full_bar(tmp_path):
     run = tmp_path / 'run'
     p = start_cli('train', run, '--num-samples', '20000', *TINY[2:], '--epochs', '1', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (run / 'data' / 'progress.json').is_file() and read_json(run / 'data' / 'progress.json')['done'] > 0, timeout=120)
+    wait_for(lambda: (run / 'data' / 'progress.json').is_file() and read_json(run / 'data' / 'progress.json')['done'] > 0, proc=p, timeout=120)
     assert _sigterm_seconds(p) < 10 and p.returncode == 143
     txt = (run / 'PROGRESS.txt').read_text() if (run / 'PROGRESS.txt').is_file() else ''
     assert '(100.0%)' not in txt and 'Completed: 0/0 ' not in txt, txt

@@ -18,7 +18,7 @@ def test_measured_precision_is_recorded_and_a_killed_run_resumes_in_it_to_the_sa
     flags = [*TINY, '--steps', '24', '--ckpt-every-steps', '4', '--precision', 'measure']
     p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run / 'run.json').is_file() and 'precision_auto' in read_json(run / 'run.json')
-             and ManifestStore(run / 'checkpoints', 'step_', kind='checkpoint').indices(), timeout=180)
+             and ManifestStore(run / 'checkpoints', 'step_', kind='checkpoint').indices(), proc=p, timeout=180)
     verdict = read_json(run / 'run.json')['precision_auto']
     os.kill(p.pid, signal.SIGKILL); p.wait()
     assert verdict['chosen'] in ('fp32', 'bf16') and verdict['fp32_step_s'] > 0 and verdict['bf16_step_s'] > 0

@@ -76,7 +76,7 @@ def test_sigterm_stops_within_seconds_and_more_epochs_extend(tokenizer, tmp_path
     p = start_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '4000',
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json').get('job') == 'prior'
-             and read_json(run / 'progress.json')['done'] >= 5, timeout=120)
+             and read_json(run / 'progress.json')['done'] >= 5, proc=p, timeout=120)
     t0 = time.monotonic(); p.send_signal(signal.SIGTERM); p.wait(60)
     assert p.returncode == 143 and time.monotonic() - t0 < 10
     assert read_json(run / 'progress.json')['status'] == 'PREEMPTED'
@@ -134,7 +134,7 @@ def test_a_tokenizer_run_that_is_not_complete_is_refused(tokenizer, tmp_path):
     half = tmp_path / 'half'
     p = start_cli('train', half, *TOK_, '--steps', '100000',
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (half / 'progress.json').is_file() and read_json(half / 'progress.json').get('job') == 'train', timeout=120)
+    wait_for(lambda: (half / 'progress.json').is_file() and read_json(half / 'progress.json').get('job') == 'train', proc=p, timeout=120)
     p.send_signal(signal.SIGTERM); p.wait(60)
     r = run_cli('prior', tmp_path / 'prior', '--tokenizer-run', half, *PRIOR)
     assert r.returncode == 2 and 'is not a COMPLETE tokenizer run' in r.stderr and 'tokenizer_run' in r.stderr, r.stderr[-1500:]
@@ -154,7 +154,7 @@ def test_evaluation_is_resumable_and_reports_beside_the_controls(reference, tmp_
     args = ['--out-dir', tmp_path / 'eval', '--per-class', '4', '--decode-steps', '2', '--predict-videos', '8', '--context-frames', '4',
             '--classifier-videos', '60', '--classifier-epochs', '2', '--heartbeat-every', '0.5', '--progress-every', '0.1']
     p = start_cli('evaluate-prior', reference, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (tmp_path / 'eval' / 'progress.json').is_file() and read_json(tmp_path / 'eval' / 'progress.json')['done'] >= 2, timeout=300)
+    wait_for(lambda: (tmp_path / 'eval' / 'progress.json').is_file() and read_json(tmp_path / 'eval' / 'progress.json')['done'] >= 2, proc=p, timeout=300)
     p.kill(); p.wait()
     r = run_cli('evaluate-prior', reference, *args)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -106,7 +106,7 @@ def test_status_watch_follows_a_running_job_until_it_ends(tmp_path):
     run = tmp_path / 'run'
     job = start_cli('train', run, *FLAGS, '--epochs', '6', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json')['job'] == 'train', timeout=120)
+        wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json')['job'] == 'train', proc=job, timeout=120)
         w = subprocess.run(cli_cmd('status', run, '--watch', '--every', '0.2'), capture_output=True, text=True, timeout=300)
     finally:
         job.wait(timeout=300)
@@ -194,7 +194,7 @@ def test_status_page_in_a_real_browser(served_run, tmp_path):
         assert (shots / name).stat().st_size > 10_000, r.stderr[-2000:]
     # a job that dies without a word: its page (written while RUNNING) detects STALLED from the timestamp
     job = start_cli('train', tmp_path / 'dead', *FLAGS, '--epochs', '50', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (tmp_path / 'dead' / 'status.html').is_file() and 'epoch' in (tmp_path / 'dead' / 'status.html').read_text(), timeout=120)
+    wait_for(lambda: (tmp_path / 'dead' / 'status.html').is_file() and 'epoch' in (tmp_path / 'dead' / 'status.html').read_text(), proc=job, timeout=120)
     job.send_signal(signal.SIGKILL); job.wait()
     page = (tmp_path / 'dead' / 'status.html').read_text()
     assert re.search(r'id="status"[^>]*>\s*RUNNING', page)

@@ -42,7 +42,7 @@ def test_a_second_generate_on_the_same_directory_is_refused_naming_the_holder(tm
     first = start_cli('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', '--data-seed', '1', *GEN,
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _running(first, out, 'generate'), timeout=60)
+        wait_for(lambda: _running(first, out, 'generate'), proc=first, timeout=60)
         r = run_cli('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', '--data-seed', '2', *GEN)
         assert r.returncode == 2, r.stderr
         assert f'is in use by mono3d generate (pid {first.pid} on host {socket.gethostname()}' in r.stderr
@@ -72,10 +72,10 @@ def test_a_second_train_is_refused_then_its_different_config_too(tmp_path):
     run = tmp_path / 'run'
     first = start_cli('train', run, *TINY, '--epochs', '40', '--lr', '0.003', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: (run / '.mono3d.lock').is_file() and (run / 'run.json').is_file(), timeout=120)
+        wait_for(lambda: (run / '.mono3d.lock').is_file() and (run / 'run.json').is_file(), proc=first, timeout=120)
         r = run_cli('train', run, *TINY, '--epochs', '40', '--lr', '0.001')
         assert r.returncode == 2 and f'is in use by mono3d train (pid {first.pid}' in r.stderr, r.stderr
-        wait_for(lambda: _running(first, run, 'train'), timeout=120)
+        wait_for(lambda: _running(first, run, 'train'), proc=first, timeout=120)
     finally:
         first.send_signal(signal.SIGTERM); first.wait(60)
     r = run_cli('train', run, *TINY, '--epochs', '40', '--lr', '0.001')      # the lock is free: now the identity speaks
@@ -86,7 +86,7 @@ def test_a_sigkilled_holder_leaves_no_lock_behind(tmp_path):
     out = tmp_path / 'ds'
     args = ('generate', out, '--num-samples', '20000', '--checkpoint-interval', '500', *GEN)
     p = start_cli(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: _running(p, out, 'generate'), timeout=60)
+    wait_for(lambda: _running(p, out, 'generate'), proc=p, timeout=60)
     os.kill(p.pid, signal.SIGKILL); p.wait()
     wait_for(lambda: subprocess.run(['pgrep', '-f', str(out)], capture_output=True).returncode != 0, timeout=30)
     r = run_cli(*args[:2], '--num-samples', '1000', '--checkpoint-interval', '500', *GEN)   # the kernel released the lock
@@ -190,7 +190,7 @@ def test_unloadable_checkpoints_fall_back_and_all_unusable_refuses_without_resta
     run = tmp_path / 'run'
     flags = [*TINY, '--epochs', '6', '--ckpt-every-steps', '5', '--keep-last', '10']
     p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: _running(p, run, 'train') and read_json(run / 'progress.json')['done'] >= 16, timeout=120)
+    wait_for(lambda: _running(p, run, 'train') and read_json(run / 'progress.json')['done'] >= 16, proc=p, timeout=120)
     p.send_signal(signal.SIGTERM); assert p.wait(60) == 143
     store = ManifestStore(run / 'checkpoints', 'step_', kind='checkpoint')
     idx = store.indices()
@@ -253,7 +253,7 @@ def test_sigterm_during_generation_with_two_workers_exits_within_seconds(tmp_pat
     out = tmp_path / 'ds'
     p = start_cli('generate', out, '--num-samples', '40000', '--checkpoint-interval', '2000', '--workers', '2', '--no-bar',
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: _running(p, out, 'generate'), timeout=60); time.sleep(1.5)
+    wait_for(lambda: _running(p, out, 'generate'), proc=p, timeout=60); time.sleep(1.5)
     dt = _sigterm_seconds(p)
     assert p.returncode == 143 and dt < 10, dt
     assert read_json(out / 'progress.json')['status'] == 'PREEMPTED'
@@ -273,7 +273,7 @@ def test_sigterm_during_validation_exits_within_seconds_and_resumes_exactly(tmp_
     run = tmp_path / 'run'
     log = open(tmp_path / 'log.txt', 'w')
     p = start_cli('train', run, *flags, stdout=log, stderr=subprocess.STDOUT)
-    wait_for(lambda: _running(p, run, 'train') and read_json(run / 'progress.json')['done'] >= 4, timeout=120)
+    wait_for(lambda: _running(p, run, 'train') and read_json(run / 'progress.json')['done'] >= 4, proc=p, timeout=120)
     time.sleep(1.0)                                     # inside the validation of step 4 (it takes several seconds here)
     dt = _sigterm_seconds(p)
     assert p.returncode == 143 and dt < 10, (dt, (tmp_path / 'log.txt').read_text()[-2000:])

@@ -140,7 +140,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
     while kills < 3:
         proc = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json').get('pid') == proc.pid
-                 and read_json(run / 'progress.json')['job'] == 'train', timeout=120)
+                 and read_json(run / 'progress.json')['job'] == 'train', proc=proc, timeout=120)
         time.sleep(rng.uniform(0.2, 1.5))
         if proc.poll() is not None: break
         os.kill(proc.pid, signal.SIGKILL); proc.wait(); kills += 1
@@ -171,7 +171,7 @@ def test_sigterm_checkpoints_and_preempts_within_seconds(tmp_path, reference):
     flags = cli_flags(epochs=12, data_dir=str(run / 'data'), ckpt_every_steps=1000)
     proc = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json')['job'] == 'train'
-             and read_json(run / 'progress.json')['done'] >= 13, timeout=120)
+             and read_json(run / 'progress.json')['done'] >= 13, proc=proc, timeout=120)
     t0 = time.monotonic(); proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 143 and time.monotonic() - t0 < 10, err[-2000:]
@@ -189,7 +189,7 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_warning(tmp_path, reference
     flags = cli_flags(epochs=12, data_dir=str(run / 'data'))
     proc = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run / 'progress.json').is_file() and read_json(run / 'progress.json')['job'] == 'train'
-             and read_json(run / 'progress.json')['done'] >= 26, timeout=120)
+             and read_json(run / 'progress.json')['done'] >= 26, proc=proc, timeout=120)
     proc.send_signal(signal.SIGTERM); proc.wait(timeout=60)
     store = ManifestStore(run / 'checkpoints', prefix='step_', kind='checkpoint')
     newest = store.indices()[-1]
@@ -354,7 +354,7 @@ def test_minutes_budget_sizes_the_plan_records_it_and_resumes_exactly(tmp_path, 
     flags = cli_flags(data_dir=str(run / 'data'), minutes=0.15, warmup_steps=30, ckpt_every_steps=4)
     p = start_cli('train', run, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run / 'run.json').is_file() and 'plan' in read_json(run / 'run.json')
-             and ManifestStore(run / 'checkpoints', 'step_', kind='checkpoint').indices(), timeout=120)
+             and ManifestStore(run / 'checkpoints', 'step_', kind='checkpoint').indices(), proc=p, timeout=120)
     plan = read_json(run / 'run.json')['plan']
     time.sleep(1.0)
     os.kill(p.pid, signal.SIGKILL); p.wait()
@@ -387,7 +387,7 @@ def test_a_minutes_run_shows_an_unknown_total_until_it_has_a_plan(tmp_path, refe
                 if t == 0 and not probe.exists(): probe.mkdir(); (probe / 'progress.json').write_bytes(raw)
             except (ValueError, KeyError, IndexError, OSError): pass
         return (run / 'run.json').is_file() and 'plan' in read_json(run / 'run.json')
-    wait_for(planned, timeout=120)
+    wait_for(planned, proc=p, timeout=120)
     assert p.wait(timeout=120) == 0
     total = read_json(run / 'run.json')['plan']['total']
     assert any(t == 0 and c.endswith('/?') for t, c in seen), seen          # the probe, read from the files as a viewer does
