@@ -692,6 +692,8 @@ class PriorRecipeConfig(Config):
     guidance: float = param(2.0, 'classifier-free guidance of those samples (0: unconditional, 1: conditional)', lo=0, limit=100)
     background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
                             "or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
+    window: int = param(0, "0: the transformer sees the whole token grid; k: a k x k window of tokens around the object in each token "
+                        "frame, its place as two more columns of tokens (needs background 'blank')", lo=0, limit=1024)
 
 @dataclass(frozen=True)
 class PriorConfig(Config):
@@ -714,7 +716,7 @@ PRIOR_COMMAND = Command('prior', PriorConfig, 'Train a class-conditional masked-
                         positional=('run_dir',), extra=RESTART)
 ORDERS = ('object-first', 'confidence')     # how decoding picks the tokens it fixes (see `decode` in 16_maskgit)
 
-# %% ../nbs/17_prior.ipynb #c044
+# %% ../nbs/17_prior.ipynb #c051
 def build_sample_parser(prog: str = 'mono3d sample') -> argparse.ArgumentParser:
     "The flags of `mono3d sample` (parsed here, without torch, like every command's)."
     ap = argparse.ArgumentParser(prog=prog, description='Sample videos of a class from a trained prior, or continue real videos. '

@@ -15,7 +15,7 @@ from .job import Job, JobSpec, jsonable, exit_with, job_main
 from .data import CLASSES, ShardIndex, read_dataset_config, videos_by_shard, videos_to_float
 from .loss import psnr
 from .evaluate import FeatureHead, balanced_accuracy, confusion_matrix, kinematic_features, object_track, predict, train_head
-from .maskgit import MaskedTokenTransformer, decode, unigram_sample
+from .maskgit import MaskedTokenTransformer, unigram_sample
 from .prior import Prior
 from .tokens import TokenCache
 from .train import split_ids
@@ -152,11 +152,10 @@ def sample_set(which: str, ctx: dict, cfg: EvalPriorConfig, tick=None) -> dict:
         model = MaskedTokenTransformer(model.grid, model.levels, model.num_classes, model.cfg).eval()
     if which == 'unigram':
         freq = torch.bincount(torch.as_tensor(ctx['cache'].codes.astype(np.int64)).flatten(), minlength=prior.tokenizer.codebook_size)
-        codes = unigram_sample(freq, len(labels), model.grid, g)
+        codes = unigram_sample(freq, len(labels), prior.layout.full, g)
     else:
-        first = prior.first(cfg.order)
-        codes = torch.cat([decode(model, labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, first=first, tick=tick,
-                                  by_frame=cfg.by_frame, later_steps=cfg.later_steps)
+        codes = torch.cat([prior.generate(labels[i:i + 64], cfg.decode_steps, cfg.temperature, cfg.guidance, g, order=cfg.order, tick=tick,
+                                          by_frame=cfg.by_frame, later_steps=cfg.later_steps, model=model)
                            for i in range(0, len(labels), 64)])
     videos = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
     return {'videos': (videos * 255).round().to(torch.uint8).movedim(1, -1).numpy(), 'codes': codes.numpy().astype(np.int16), 'labels': labels.numpy()}
@@ -175,11 +174,9 @@ def _continued(which: str, real, ctx: dict, cfg: EvalPriorConfig, tick=None) -> 
         torch.manual_seed(cfg.seed)
         m = prior.model
         untrained = MaskedTokenTransformer(m.grid, m.levels, m.num_classes, m.cfg).eval()
-        per = m.positions // m.grid[0]
-        codes = decode(untrained, torch.full((len(codes),), m.num_classes), cfg.decode_steps, cfg.temperature, 0.0,
-                       torch.Generator().manual_seed(g), codes=codes, known=(torch.arange(m.positions) < known * per).expand(len(codes), -1),
-                       first=prior.first(cfg.order), tick=tick, by_frame=cfg.by_frame,
-                       later_steps=cfg.later_steps)
+        codes = prior.generate(torch.full((len(codes),), m.num_classes), cfg.decode_steps, cfg.temperature, 0.0, torch.Generator().manual_seed(g),
+                               codes=codes, known_frames=known, order=cfg.order, tick=tick, by_frame=cfg.by_frame, later_steps=cfg.later_steps,
+                               model=untrained)
     return (prior.tokenizer.detokenize(codes).clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
 def _future_errors(c, truth, videos, real, k: int, S: int) -> dict:

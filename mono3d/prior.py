@@ -25,10 +25,77 @@ from .tokens import TOKENS, TokenCache, blank_codes, ensure_tokens, finished_tok
 from .maskgit import MaskedTokenTransformer, PriorModelConfig, decode, group_tokens, masked_token_loss, random_mask
 
 # %% auto #0
-__all__ = ['PRIOR', 'build_prior_parser', 'main', 'tokenizer_levels', 'PriorTask', 'save_prior', 'fit_prior', 'Prior',
-           'empty_codes', 'sample_command', 'sample_main']
+__all__ = ['PRIOR', 'build_prior_parser', 'main', 'TokenLayout', 'layout_grid', 'layout_for', 'tokenizer_levels', 'PriorTask',
+           'save_prior', 'fit_prior', 'Prior', 'empty_codes', 'sample_command', 'sample_main']
 
 # %% ../nbs/17_prior.ipynb #c009
+class TokenLayout:
+    "How a video's codes `(t, h, w)` are laid out for the transformer: the whole grid (`window=0`) or a window around the object."
+    def __init__(self, full: tuple, window: int = 0, blank: torch.Tensor | None = None):
+        self.full, self.window = tuple(full), int(window)
+        self.grid = layout_grid(self.full, self.window)
+        if self.window and blank is None: raise ValueError('a window layout needs the blank video\'s codes')
+        self.blank = None if blank is None else torch.as_tensor(blank).long()
+
+def layout_grid(full: tuple, window: int) -> tuple:
+    "The grid the transformer sees: the tokenizer's, or `(t, window, window + 2)`."
+    return tuple(full) if not window else (full[0], window, window + 2)
+
+@patch
+def places(self: TokenLayout, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Top row and left column `(n, t)` of each token frame's window: centred on its tokens off the blank codes (the middle when none)."
+    (_, h, w), k = self.full, self.window
+    off = codes != self.blank.to(codes.device)
+    def span(a):
+        i = torch.arange(a.shape[-1], device=a.device)
+        return torch.where(a, i, a.shape[-1]).amin(-1), torch.where(a, i, -1).amax(-1)
+    (r0, r1), (c0, c1) = span(off.any(-1)), span(off.any(-2))
+    r = torch.where(r1 >= 0, torch.div(r0 + r1 + 1 - k, 2, rounding_mode='floor').clamp(0, h - k), (h - k) // 2)
+    c = torch.where(c1 >= 0, torch.div(c0 + c1 + 1 - k, 2, rounding_mode='floor').clamp(0, w - k), (w - k) // 2)
+    return r, c
+
+def _window_index(r: torch.Tensor, c: torch.Tensor, k: int):
+    "Index tensors `(n, t, k, k)` of the windows at rows `r` and columns `c` `(n, t)`."
+    n, t = r.shape
+    a = torch.arange(k, device=r.device)
+    rows, cols = (r[..., None] + a)[..., :, None].expand(n, t, k, k), (c[..., None] + a)[..., None, :].expand(n, t, k, k)
+    return (torch.arange(n, device=r.device).view(n, 1, 1, 1).expand(n, t, k, k), torch.arange(t, device=r.device).view(1, t, 1, 1).expand(n, t, k, k),
+            rows, cols)
+
+@patch
+def extract(self: TokenLayout, codes: torch.Tensor) -> torch.Tensor:
+    "Codes `(n, t, h, w)` → the layout `(n, *grid)`."
+    if not self.window: return codes
+    k = self.window
+    r, c = self.places(codes)
+    out = torch.zeros(len(codes), self.full[0], k, k + 2, dtype=codes.dtype, device=codes.device)
+    out[..., :k] = codes[_window_index(r, c, k)]
+    out[..., 0, k], out[..., 0, k + 1] = r.to(codes.dtype), c.to(codes.dtype)
+    return out
+
+@patch
+def compose(self: TokenLayout, lay: torch.Tensor) -> torch.Tensor:
+    "The layout `(n, *grid)` → codes `(n, t, h, w)`: the blank video's, with each window in its place (a place out of range is clamped)."
+    if not self.window: return lay
+    (t, h, w), k = self.full, self.window
+    r, c = lay[..., 0, k].long().clamp(0, h - k), lay[..., 0, k + 1].long().clamp(0, w - k)
+    out = self.blank.to(lay.device, lay.dtype).expand(len(lay), t, h, w).clone()
+    out[_window_index(r, c, k)] = lay[..., :k]
+    return out
+
+def layout_for(tokenizer: VideoTokenizer, background_rgb, full: tuple, window: int) -> TokenLayout:
+    "The layout of a prior over `tokenizer`'s codes (a window layout's surroundings: a `background_rgb` video's codes)."
+    ft, fs, _ = tokenizer.factors
+    return TokenLayout(full, window, blank_codes(tokenizer, background_rgb, full[0] * ft, full[1] * fs) if window else None)
+
+@patch
+def lost(self: TokenLayout, codes: torch.Tensor) -> float:
+    "Share of the tokens off the blank codes that a round trip through the layout turns blank (outside every window)."
+    if not self.window: return 0.0
+    off = codes != self.blank
+    return float((off & (self.compose(self.extract(codes)) != codes)).sum() / off.sum().clamp(min=1))
+
+# %% ../nbs/17_prior.ipynb #c012
 PRIOR = JobSpec('prior', 'run.json', 'run_dir', guard=('checkpoints',), private=('checkpoints', 'tb', 'tokens'))
 
 def tokenizer_levels(tc) -> tuple:
@@ -43,16 +110,29 @@ class PriorTask(Task):
         self.src = finished_tokenizer(cfg.tokenizer_run)
         self.tc = TrainConfig.from_dict({**self.src['config'], 'job': {}})
         d, m = self.tc.data, self.tc.model
-        self.grid = (d.frames // m.temporal_downsample, d.image_size // m.spatial_downsample, d.image_size // m.spatial_downsample)
+        self.full = (d.frames // m.temporal_downsample, d.image_size // m.spatial_downsample, d.image_size // m.spatial_downsample)
+        self.check_window()
+        self.grid, self.layout = layout_grid(self.full, cfg.recipe.window), None      # the layout itself needs the cache's background
         self.num_samples = cfg.num_samples or d.num_samples
         seen, self.val_ids = split_ids(d.num_samples, d.val_samples)          # the tokenizer's held-out videos stay held out
         self.levels, self.train_ids = tokenizer_levels(m), np.concatenate([seen, np.arange(d.num_samples, max(self.num_samples, d.num_samples))])
         self.tokens_dir, self.streams, self._tokenizer = Path(cfg.run_dir) / 'tokens', {}, None
 
     def build(self) -> MaskedTokenTransformer: return MaskedTokenTransformer(self.grid, self.levels, len(CLASSES), self.cfg.model)
+    def check_window(self) -> None:
+        "A window must fit the token grid, divide into the transformer's groups, and have blank surroundings."
+        r, m, (_, h, w) = self.cfg.recipe, self.cfg.model, self.full
+        if not r.window: return
+        if r.background != 'blank':
+            raise ConfigError(f"window={r.window} needs background 'blank' (a window's surroundings are the blank video's codes), got "
+                              f'{r.background!r}', 'window')
+        if r.window > min(h, w): raise ConfigError(f"window must be at most the token grid's {min(h, w)} tokens, got {r.window}", 'window')
+        if r.window % m.group_h or (r.window + 2) % m.group_w:
+            raise ConfigError(f'window={r.window} lays a token frame out as {r.window}x{r.window + 2} tokens, which does not divide into '
+                              f'groups of {m.group_h}x{m.group_w} (group_h must divide the window, group_w the window + 2)', 'window')
     def identity(self) -> dict: return {'tokenizer_sha256': self.src['sha256']}
 
-# %% ../nbs/17_prior.ipynb #c011
+# %% ../nbs/17_prior.ipynb #c014
 @patch
 def check(self: PriorTask, parts: int) -> None:
     cfg, ft = self.cfg, self.tc.model.temporal_downsample
@@ -86,7 +166,7 @@ def check_existing(self: PriorTask, record: dict | None) -> None:
         raise ConfigError(f"{self.tokens_dir} holds background codes {ident.get('background', 'encoded')!r}, not "
                           f"{self.cfg.recipe.background!r}; use a new run directory", 'background')
 
-# %% ../nbs/17_prior.ipynb #c014
+# %% ../nbs/17_prior.ipynb #c017
 @patch
 def prepare(self: PriorTask, job) -> dict:
     cfg, proc = self.cfg, self.proc
@@ -94,14 +174,18 @@ def prepare(self: PriorTask, job) -> dict:
     proc.barrier()
     cache = TokenCache(self.tokens_dir)
     self.background_rgb = cache.record['identity']['dataset']['background']
-    self.codes, self.labels = torch.from_numpy(cache.codes.astype(np.int64)), torch.from_numpy(cache.labels.astype(np.int64))
-    return {'tokens_dir': str(self.tokens_dir.resolve()), 'data_fingerprint': cache.record['data_fingerprint']} if proc.main else {}
+    self.layout = layout_for(self.tokenizer, self.background_rgb, self.full, cfg.recipe.window)
+    codes = torch.from_numpy(cache.codes.astype(np.int64))
+    self.codes, self.labels = self.layout.extract(codes), torch.from_numpy(cache.labels.astype(np.int64))
+    out = {'tokens_dir': str(self.tokens_dir.resolve()), 'data_fingerprint': cache.record['data_fingerprint']}
+    if cfg.recipe.window: out['window_lost'] = self.layout.lost(codes)      # the object's tokens the windows leave out
+    return out if proc.main else {}
 
 @patch
 def plan_shape(self: PriorTask) -> PlanShape:
     return PlanShape(self.cfg.optim.batch_size, self.cfg.optim.batch_size, len(self.train_ids) // self.parts)
 
-# %% ../nbs/17_prior.ipynb #c017
+# %% ../nbs/17_prior.ipynb #c022
 @patch
 def future_mask(self: PriorTask, n: int, known: torch.Tensor | None = None) -> torch.Tensor:
     "`(n, positions, group)`: every token after the first `known[i]` token frames (default: the first `context_frames` video frames)."
@@ -136,7 +220,7 @@ def unpack(self: PriorTask, batch: torch.Tensor):
     shown = batch[:, 1:1 + N].view(len(batch), N // G, G, 1)
     return batch[:, 1 + N:].view(len(batch), *self.grid), torch.arange(C, device=batch.device) >= shown, batch[:, 0]
 
-# %% ../nbs/17_prior.ipynb #c020
+# %% ../nbs/17_prior.ipynb #c025
 @patch
 def loss(self: PriorTask, model, batch: torch.Tensor, amp=None):
     codes, masked, labels = self.unpack(batch)
@@ -157,7 +241,7 @@ def held_out(self: PriorTask, model, predict: bool, batch: int = 64, tick=None) 
         tot += parts['loss'] * len(ids); acc += parts['token_accuracy'] * len(ids); n += len(ids)
     return {'loss': tot / n, 'token_accuracy': acc / n}
 
-# %% ../nbs/17_prior.ipynb #c022
+# %% ../nbs/17_prior.ipynb #c027
 @patch
 def validate(self: PriorTask, model, tick) -> dict:
     "Held-out losses (random masks, then prediction masks) and a grid of sampled videos, two of each class."
@@ -165,7 +249,7 @@ def validate(self: PriorTask, model, tick) -> dict:
     tick()
     labels = torch.arange(len(CLASSES)).repeat_interleave(2).to(self.device)
     codes = decode(model, labels, self.cfg.recipe.decode_steps, guidance=self.cfg.recipe.guidance, generator=torch.Generator().manual_seed(0))
-    videos = self.tokenizer.detokenize(codes.cpu()).clamp(0, 1)
+    videos = self.tokenizer.detokenize(self.layout.compose(codes.cpu())).clamp(0, 1)
     save_video_grid_gif(videos, Path(self.cfg.run_dir) / 'samples.gif', titles=[CLASSES[int(i)] for i in labels])
     return {'loss': r['loss'], 'token_accuracy': r['token_accuracy'], 'predict_loss': p['loss'], 'predict_token_accuracy': p['token_accuracy']}
 
@@ -175,26 +259,26 @@ def tokenizer(self: PriorTask) -> VideoTokenizer:
     if self._tokenizer is None: self._tokenizer = VideoTokenizer.load(self.src['weights']).eval()
     return self._tokenizer
 
-# %% ../nbs/17_prior.ipynb #c025
-def save_prior(model: MaskedTokenTransformer, run: Path, cfg: PriorConfig, src: dict, background_rgb) -> None:
+# %% ../nbs/17_prior.ipynb #c030
+def save_prior(model: MaskedTokenTransformer, run: Path, cfg: PriorConfig, src: dict, background_rgb, full: tuple | None = None) -> None:
     "The prior's weights (safetensors) and what rebuilds it (`prior.json`), both written atomically."
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(run / 'prior.safetensors', safetensors_save(tensors, metadata={'format': 'pt'}))
     atomic_write(run / 'prior.json', json.dumps({'model': cfg.model.to_dict(), 'grid': list(model.grid), 'levels': list(model.levels),
                                                   'num_classes': model.num_classes, 'tokenizer_run': str(Path(cfg.tokenizer_run).resolve()),
                                                   'tokenizer_sha256': src['sha256'], 'recipe': cfg.recipe.to_dict(),
-                                                  'background_rgb': list(background_rgb)}, indent=1))
+                                                  'background_rgb': list(background_rgb), 'tokens_grid': list(full or model.grid)}, indent=1))
 
-# %% ../nbs/17_prior.ipynb #c028
+# %% ../nbs/17_prior.ipynb #c033
 @patch
-def save(self: PriorTask, model) -> None: save_prior(model, Path(self.cfg.run_dir), self.cfg, self.src, self.background_rgb)
+def save(self: PriorTask, model) -> None: save_prior(model, Path(self.cfg.run_dir), self.cfg, self.src, self.background_rgb, self.full)
 @patch
 def saved(self: PriorTask) -> bool: return (Path(self.cfg.run_dir) / 'prior.safetensors').is_file()
 @patch
 def summary(self: PriorTask, model) -> dict:
     return {'train_videos': len(self.train_ids), 'val_videos': len(self.val_ids),
             'prior': {'parameters': sum(p.numel() for p in model.parameters()), 'grid': list(self.grid), 'positions': model.positions,
-                      'tokens_per_video': math.prod(self.grid), 'levels': list(self.levels)}}
+                      'tokens_per_video': math.prod(self.grid), 'levels': list(self.levels), 'window': self.cfg.recipe.window}}
 @patch
 def format(self: PriorTask, m: dict) -> str:
     return (f"masked-token loss {m['loss']:.4f} (tokens exactly right {100 * m['token_accuracy']:.1f}%), frames after the context: "
@@ -208,21 +292,23 @@ def describe(self: PriorTask, plan: TrainingPlan | None) -> str:
     steps = 'sized from --minutes after the first steps' if plan is None else f'{plan.total} steps of {plan.full_batch}, {plan.epoch(plan.total):.1f} epochs'
     m = self.cfg.model
     return (f'[prior] {self.cfg.run_dir}: {len(self.train_ids)} training + {len(self.val_ids)} held-out videos of {math.prod(self.grid)} tokens '
-            f'({self.grid[0]}x{self.grid[1]}x{self.grid[2]}) from {self.cfg.tokenizer_run}; {steps}; transformer {m.depth}x{m.width}, '
+            f'({self.grid[0]}x{self.grid[1]}x{self.grid[2]}{", a window around the object" if self.cfg.recipe.window else ""}) '
+            f'from {self.cfg.tokenizer_run}; {steps}; transformer {m.depth}x{m.width}, '
             f'{self.build().positions} positions of {m.group_h}x{m.group_w} tokens')
 
-# %% ../nbs/17_prior.ipynb #c031
+# %% ../nbs/17_prior.ipynb #c036
 def fit_prior(config: PriorConfig | dict | None = None, restart: bool = False, **overrides) -> dict:
     "Train (or resume, or extend) a prior run, in one process or under torchrun; returns the final held-out measures."
     cfg = PriorConfig.coerce(config, **overrides)
     proc = Processes()
     return train(PriorTask(cfg, proc, pick_device(cfg.job.device, proc.local_rank)), restart=restart)
 
-# %% ../nbs/17_prior.ipynb #c035
+# %% ../nbs/17_prior.ipynb #c040
 class Prior:
     "A trained prior with its tokenizer: `sample` videos of a class, `predict` the frames after a context."
     def __init__(self, model: MaskedTokenTransformer, tokenizer: VideoTokenizer, info: dict):
         self.model, self.tokenizer, self.info = model.eval(), tokenizer.eval(), info
+        self.layout = layout_for(tokenizer, info['background_rgb'], tuple(info.get('tokens_grid', info['grid'])), info['recipe'].get('window', 0))
 
     @classmethod
     def load(cls, run_dir, map_location: str = 'cpu') -> 'Prior':
@@ -237,7 +323,7 @@ class Prior:
         model.load_state_dict(safetensors_load((run / 'prior.safetensors').read_bytes()))
         return cls(model.to(map_location), VideoTokenizer.load(src['weights'], map_location), info)
 
-# %% ../nbs/17_prior.ipynb #c037
+# %% ../nbs/17_prior.ipynb #c042
 def _label(label) -> int:
     if isinstance(label, str):
         if label not in CLASSES: raise ConfigError(f"label must be one of {', '.join(CLASSES)}, got {label!r}", 'label')
@@ -274,22 +360,37 @@ def empty_codes(tokenizer: VideoTokenizer, background_rgb, grid) -> torch.Tensor
     ft, fs, _ = tokenizer.factors
     return blank_codes(tokenizer, background_rgb, grid[0] * ft, grid[1] * fs)
 
-# %% ../nbs/17_prior.ipynb #c039
+# %% ../nbs/17_prior.ipynb #c044
 @patch
 def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 2.0,
            order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None) -> dict:
     "`count` videos of class `label` (a name or an index): `videos (n, T, H, W, 3)` uint8, their `codes` and `labels`."
     y, n = _label(label), _count(count)
     labels = torch.full((n,), y, dtype=torch.long)
-    codes = decode(self.model, labels, _steps(steps), temperature, guidance, torch.Generator().manual_seed(int(seed)), first=self.first(order),
-                   by_frame=bool(by_frame), later_steps=_later(later_steps, by_frame))
+    codes = self.generate(labels, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), order=order, by_frame=by_frame,
+                          later_steps=later_steps)
     return {'videos': _as_u8(self.tokenizer.detokenize(codes)), 'codes': codes.numpy(), 'labels': labels.numpy()}
+
+@patch
+def generate(self: Prior, labels: torch.Tensor, steps: int, temperature: float, guidance: float, generator: torch.Generator, codes=None,
+             known_frames: int = 0, order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None, tick=None,
+             model: MaskedTokenTransformer | None = None) -> torch.Tensor:
+    """The tokenizer's codes `(n, t, h, w)` decoded in the prior's layout by `model` (default: the prior's own; the evaluation's untrained
+    control passes its own); with `codes`, their first `known_frames` token frames are kept."""
+    m, known = model or self.model, None
+    if codes is not None:
+        codes = self.layout.extract(torch.as_tensor(codes))
+        known = (torch.arange(m.positions) < known_frames * (m.positions // m.grid[0])).expand(len(codes), -1)
+    out = decode(m, labels, _steps(steps), temperature, guidance, generator, codes=codes, known=known, first=self.first(order), tick=tick,
+                 by_frame=bool(by_frame), later_steps=_later(later_steps, by_frame))
+    return self.layout.compose(out)
 
 @patch
 def first(self: Prior, order: str) -> torch.Tensor | None:
     "What `decode` fixes last under `order`: the empty video's codes for 'object-first', nothing for 'confidence'."
     if _order(order) == 'confidence': return None
-    if getattr(self, '_empty', None) is None: self._empty = empty_codes(self.tokenizer, self.info['background_rgb'], self.info['grid'])
+    if getattr(self, '_empty', None) is None:
+        self._empty = self.layout.extract(empty_codes(self.tokenizer, self.info['background_rgb'], self.layout.full)[None])[0]
     return self._empty
 
 @patch
@@ -309,17 +410,15 @@ def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: 
         raise ConfigError(f"context_frames must be a multiple of the tokenizer's temporal factor {ft}, at least {ft} and less than {T}, "
                           f'got {context_frames!r}', 'context_frames')
     codes = self.encode(videos)
-    per = self.model.positions // self.info['grid'][0]
-    known = (torch.arange(self.model.positions) < (context_frames // ft) * per).expand(len(codes), -1)
     y = torch.full((len(codes),), self.model.num_classes) if labels is None else torch.as_tensor([_label(l) for l in labels])
-    out = decode(self.model, y, _steps(steps), temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known=known,
-                 first=self.first(order), tick=tick, by_frame=bool(by_frame), later_steps=_later(later_steps, by_frame))
+    out = self.generate(y, steps, temperature, guidance, torch.Generator().manual_seed(int(seed)), codes=codes, known_frames=context_frames // ft,
+                        order=order, by_frame=by_frame, later_steps=later_steps, tick=tick)
     return {'videos': _as_u8(self.tokenizer.detokenize(out)), 'codes': out.numpy()}
 
-# %% ../nbs/17_prior.ipynb #c042
+# %% ../nbs/17_prior.ipynb #c049
 build_prior_parser, main = job_main(PRIOR_COMMAND, lambda cfg, restart: fit_prior(cfg, restart=restart), directory=lambda a: a.get('run_dir'))
 
-# %% ../nbs/17_prior.ipynb #c046
+# %% ../nbs/17_prior.ipynb #c053
 def _context_videos(path) -> np.ndarray:
     p = Path(path)
     if not p.is_file(): raise ConfigError(f'context {str(p)!r} does not exist', 'context')
@@ -355,6 +454,6 @@ def sample_main(argv: list[str] | None = None) -> int:
     a = build_sample_parser().parse_args(argv)
     return run_as_command('sample', lambda: sample_command(a), debug=a.debug)
 
-# %% ../nbs/17_prior.ipynb #c048
+# %% ../nbs/17_prior.ipynb #c055
 #| eval: false
 if __name__ == '__main__': exit_with(main())

@@ -185,3 +185,38 @@ def test_more_videos_than_the_tokenizer_saw_train_the_prior_and_the_held_out_one
     m = read_json(tmp_path / 'p' / 'metrics.json')
     assert (m['train_videos'], m['val_videos']) == (80 + 64, 16)
     assert read_json(tmp_path / 'p' / 'tokens' / 'tokens.json')['num_samples'] == 160
+
+
+def test_a_window_prior_trains_samples_and_continues_through_the_tokenizer_grid(tokenizer, tmp_path):
+    "--window 4: the transformer sees 4x4 tokens around the object per token frame (and their place); every video it makes is the tokenizer's grid."
+    win = ['--window', '4', '--group-h', '2', '--group-w', '2']
+    for bad, message in ((['--background', 'encoded'], "window=4 needs background 'blank'"), (['--window', '9'], "at most the token grid's 8 tokens, got 9")):
+        r = run_cli('prior', tmp_path / 'bad', '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '6', *win, *bad)
+        assert r.returncode == 2 and message in r.stderr and 'window' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-1500:]
+        assert not (tmp_path / 'bad').exists()
+    run = tmp_path / 'win'
+    r = run_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '12', *win)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info, rec = read_json(run / 'prior.json'), read_json(run / 'run.json')
+    assert (info['grid'], info['tokens_grid'], info['recipe']['window']) == ([4, 4, 6], [4, 8, 8], 4)
+    assert 0 <= rec['window_lost'] < 1 and read_json(run / 'metrics.json')['prior']['positions'] == 4 * 2 * 3
+    outs = [tmp_path / f'w{i}' for i in range(2)]
+    for o in outs:
+        r = run_cli('sample', run, '--label', 'circular', '--count', '3', '--out', o, '--seed', '2', '--decode-steps', '3')
+        assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(outs[0] / 'samples.npz') as a, np.load(outs[1] / 'samples.npz') as b:
+        assert np.array_equal(a['codes'], b['codes']) and a['codes'].shape == (3, 4, 8, 8) and a['videos'].shape == (3, 8, 32, 32, 3)
+        codes = a['codes']
+    from mono3d.prior import Prior
+    prior = Prior.load(run)
+    off = codes != prior.layout.blank.numpy()                             # off the blank video's codes: inside one 4x4 window per frame
+    for span in (off.any(3), off.any(2)):
+        first, last = span.argmax(-1), span.shape[-1] - 1 - span[..., ::-1].argmax(-1)
+        assert ((last - first < 4) | ~span.any(-1)).all()
+    shard = sorted(Path(read_json(tokenizer / 'run.json')['data_dir']).glob('checkpoint_*.npz'))[0]
+    r = run_cli('sample', run, '--context', shard, '--context-frames', '4', '--count', '2', '--out', tmp_path / 'p', '--decode-steps', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(tmp_path / 'p' / 'samples.npz') as z, np.load(shard) as s:
+        assert z['videos'].shape == (2, 8, 32, 32, 3)
+        kept = prior.layout.compose(prior.layout.extract(prior.encode(s['videos'][:2, 0]))).numpy()
+        assert np.array_equal(z['codes'][:, :2], kept[:, :2])                 # the context's two token frames, as the layout keeps them
