@@ -3,7 +3,7 @@
     python bench/prior.py steps [--threads 2]                    # step time of transformer sizes on the default token grid
     python bench/prior.py sampling PRIOR_RUN [--threads 2] [--per-class 16] [--checkpoint runs/prior/step_N.pt] [--sweep all|frames]
                                                                  # videos/s and quality against decode steps, guidance, temperature
-    python bench/prior.py background TOKENIZER_RUN               # what canonical background codes cost the reconstruction
+    python bench/prior.py background TOKENIZER_RUN               # what canonical background codes and windows cost the reconstruction
     python bench/prior.py predictability PRIOR_RUN [PRIOR_RUN ..]  # how well the prior predicts a masked token, by region
 
 `steps` times a training step (forward, masked-token loss, backward, AdamW) of the masked-token transformer for
@@ -84,8 +84,9 @@ def sampling(a):
         g = torch.Generator().manual_seed(0)
         first = prior.first(kw['order'])
         t0 = time.perf_counter()
-        codes = torch.cat([decode(prior.model, labels[i:i + 64], kw['steps'], kw['temperature'], kw['guidance'], g, choice_noise=kw['choice_noise'],
-                                  first=first, by_frame=kw['by_frame'], later_steps=kw['later_steps']) for i in range(0, len(labels), 64)])
+        codes = prior.layout.compose(torch.cat([decode(prior.model, labels[i:i + 64], kw['steps'], kw['temperature'], kw['guidance'], g,
+                                                       choice_noise=kw['choice_noise'], first=first, by_frame=kw['by_frame'],
+                                                       later_steps=kw['later_steps']) for i in range(0, len(labels), 64)]))   # the tokenizer's grid
         rate = len(labels) / (time.perf_counter() - t0)
         with torch.no_grad(): v = torch.cat([prior.tokenizer.detokenize(codes[i:i + 64]).clamp(0, 1) for i in range(0, len(codes), 64)])
         m = measures((v * 255).round().to(torch.uint8).movedim(1, -1).numpy(), codes.numpy(), labels.numpy(), ref)
@@ -108,12 +109,18 @@ def background(a):
     d = rec['config']['data']
     v = videos_by_shard(ShardIndex(rec['data_dir']), split_ids(d['num_samples'], d['val_samples'])[1][:64])
     x = videos_to_float(v)
-    print('| codes | held-out PSNR dB | frames with one object | distinct codes |\n|---|---|---|---|')
-    for name, kw in (('encoded', {}), ('blank (canonical)', {'background': bg})):
-        c = torch.from_numpy(tokenize_videos(tok, v, 32, **kw).astype(np.int64))
+    from mono3d.prior import layout_for
+    print('| codes | held-out PSNR dB | frames with one object | distinct codes | object tokens outside the windows |\n|---|---|---|---|---|')
+    def row(name, c, lost='-'):
         with torch.no_grad(): y = tok.detokenize(c).clamp(0, 1)
         n = count_objects((y * 255).round().to(torch.uint8).movedim(1, -1).numpy(), bg)
-        print(f'| {name} | {float(psnr(y, x).mean()):.2f} | {100 * (n == 1).mean():.1f}% | {int(c.unique().numel())} |', flush=True)
+        print(f'| {name} | {float(psnr(y, x).mean()):.2f} | {100 * (n == 1).mean():.1f}% | {int(c.unique().numel())} | {lost} |', flush=True)
+    for name, kw in (('encoded', {}), ('blank (canonical)', {'background': bg})):
+        c = torch.from_numpy(tokenize_videos(tok, v, 32, **kw).astype(np.int64))
+        row(name, c)
+    for k in (6, 8, 10, 12):                          # --window K: the canonical codes through a KxK window per token frame
+        L = layout_for(tok, bg, tuple(c.shape[1:]), k)
+        row(f'window {k} (of the canonical)', L.compose(L.extract(c)), f'{100 * L.lost(c):.1f}%')
     print(f'tokens kept from the encoder (near the object): {100 * float(object_token_mask(v, bg, tok.factors).float().mean()):.1f}%')
 
 
@@ -131,6 +138,7 @@ def predictability(a):
           '|---|---|---|---|---|---|---|')
     for run in [a.prior_run, *a.more]:
         prior = Prior.load(run); m = prior.model
+        if prior.layout.window: print(f'| {run} | (a window layout: this measure is for priors over the whole grid) |'); continue
         rec = json.loads((Path(prior.info['tokenizer_run']) / 'run.json').read_text())
         d = rec['config']['data']
         ids = split_ids(d['num_samples'], d['val_samples'])[1][:64]

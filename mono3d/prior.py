@@ -119,6 +119,11 @@ class PriorTask(Task):
         self.tokens_dir, self.streams, self._tokenizer = Path(cfg.run_dir) / 'tokens', {}, None
 
     def build(self) -> MaskedTokenTransformer: return MaskedTokenTransformer(self.grid, self.levels, len(CLASSES), self.cfg.model)
+    @property
+    def tokenizer(self) -> VideoTokenizer:
+        "The frozen tokenizer: its decoder draws the sampled videos, its blank video's codes surround a window."
+        if self._tokenizer is None: self._tokenizer = VideoTokenizer.load(self.src['weights']).eval()
+        return self._tokenizer
     def check_window(self) -> None:
         "A window must fit the token grid, divide into the transformer's groups, and have blank surroundings."
         r, m, (_, h, w) = self.cfg.recipe, self.cfg.model, self.full
@@ -252,12 +257,6 @@ def validate(self: PriorTask, model, tick) -> dict:
     videos = self.tokenizer.detokenize(self.layout.compose(codes.cpu())).clamp(0, 1)
     save_video_grid_gif(videos, Path(self.cfg.run_dir) / 'samples.gif', titles=[CLASSES[int(i)] for i in labels])
     return {'loss': r['loss'], 'token_accuracy': r['token_accuracy'], 'predict_loss': p['loss'], 'predict_token_accuracy': p['token_accuracy']}
-
-@patch(as_prop=True)
-def tokenizer(self: PriorTask) -> VideoTokenizer:
-    "The frozen tokenizer (its decoder draws the sampled videos)."
-    if self._tokenizer is None: self._tokenizer = VideoTokenizer.load(self.src['weights']).eval()
-    return self._tokenizer
 
 # %% ../nbs/17_prior.ipynb #c030
 def save_prior(model: MaskedTokenTransformer, run: Path, cfg: PriorConfig, src: dict, background_rgb, full: tuple | None = None) -> None:
