@@ -220,3 +220,16 @@ def test_a_window_prior_trains_samples_and_continues_through_the_tokenizer_grid(
         assert z['videos'].shape == (2, 8, 32, 32, 3)
         kept = prior.layout.compose(prior.layout.extract(prior.encode(s['videos'][:2, 0]))).numpy()
         assert np.array_equal(z['codes'][:, :2], kept[:, :2])                 # the context's two token frames, as the layout keeps them
+
+
+def test_the_evaluation_of_a_window_prior_measures_composed_videos_beside_its_controls(tokenizer, tmp_path):
+    "evaluate-prior on a --window prior: every set (trained, untrained, unigram) is measured on videos of the tokenizer's whole grid."
+    run = tmp_path / 'win'
+    assert run_cli('prior', run, '--tokenizer-run', tokenizer, *PRIOR_, '--steps', '8', '--window', '4', '--group-h', '2', '--group-w', '2').returncode == 0
+    r = run_cli('evaluate-prior', run, '--per-class', '4', '--decode-steps', '2', '--predict-videos', '8', '--context-frames', '4',
+                '--classifier-videos', '60', '--classifier-epochs', '2')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = read_json(run / 'eval' / 'report.json')
+    assert set(rep['sets']) == {'trained', 'untrained', 'unigram'} and 'constant_velocity' in rep['prediction']
+    for which in ('trained', 'untrained', 'unigram'):
+        with np.load(run / 'eval' / f'samples_{which}.npz') as z: assert z['codes'].shape == (16, 4, 8, 8), which
