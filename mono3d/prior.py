@@ -26,7 +26,7 @@ from .maskgit import MaskedTokenTransformer, PriorModelConfig, decode, group_tok
 
 # %% auto #0
 __all__ = ['PRIOR', 'build_prior_parser', 'main', 'TokenLayout', 'layout_grid', 'layout_for', 'tokenizer_levels', 'PriorTask',
-           'save_prior', 'fit_prior', 'Prior', 'empty_codes', 'sample_command', 'sample_main']
+           'save_prior', 'fit_prior', 'Prior', 'sample_command', 'sample_main']
 
 # %% ../nbs/17_prior.ipynb #c009
 class TokenLayout:
@@ -84,9 +84,10 @@ def compose(self: TokenLayout, lay: torch.Tensor) -> torch.Tensor:
     return out
 
 def layout_for(tokenizer: VideoTokenizer, background_rgb, full: tuple, window: int) -> TokenLayout:
-    "The layout of a prior over `tokenizer`'s codes (a window layout's surroundings: a `background_rgb` video's codes)."
+    "The layout of a prior over `tokenizer`'s codes, with the codes of a video of nothing but `background_rgb` (a window's surroundings, "
+    "and what `decode(first=...)` fixes last)."
     ft, fs, _ = tokenizer.factors
-    return TokenLayout(full, window, blank_codes(tokenizer, background_rgb, full[0] * ft, full[1] * fs) if window else None)
+    return TokenLayout(full, window, blank_codes(tokenizer, background_rgb, full[0] * ft, full[1] * fs))
 
 @patch
 def lost(self: TokenLayout, codes: torch.Tensor) -> float:
@@ -354,11 +355,6 @@ def _order(order) -> str:
     if order not in ORDERS: raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}", 'order')
     return order
 
-def empty_codes(tokenizer: VideoTokenizer, background_rgb, grid) -> torch.Tensor:
-    "The codes `(t, h, w)` of a video of nothing but the background: what `decode(first=...)` fixes last."
-    ft, fs, _ = tokenizer.factors
-    return blank_codes(tokenizer, background_rgb, grid[0] * ft, grid[1] * fs)
-
 # %% ../nbs/17_prior.ipynb #c044
 @patch
 def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 2.0,
@@ -388,9 +384,7 @@ def generate(self: Prior, labels: torch.Tensor, steps: int, temperature: float, 
 def first(self: Prior, order: str) -> torch.Tensor | None:
     "What `decode` fixes last under `order`: the empty video's codes for 'object-first', nothing for 'confidence'."
     if _order(order) == 'confidence': return None
-    if getattr(self, '_empty', None) is None:
-        self._empty = self.layout.extract(empty_codes(self.tokenizer, self.info['background_rgb'], self.layout.full)[None])[0]
-    return self._empty
+    return self.layout.extract(self.layout.blank[None])[0]
 
 @patch
 def encode(self: Prior, videos) -> torch.Tensor:
