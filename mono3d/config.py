@@ -23,7 +23,7 @@ KINDS = ('int', 'float', 'bool', 'str', 'ints', 'path', 'config')
 SEED_MAX = 2 ** 63 - 1      # what torch.manual_seed and numpy's SeedSequence both take, with room for seed + k
 
 def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=None, limit=None, choices=None, optional: bool = False,
-          identity: bool = True, flag: str | None = None, cli: bool = True):
+          identity: bool = True, flag: str | None = None, cli: bool = True, earlier=dataclasses.MISSING):
     """A dataclass field with its documentation and range.
     `kind` is inferred from the default (int, float, bool, str, a tuple of ints, a nested `Config`); `'path'` is
     an optional string. `lo`/`hi` bound numbers (inclusive), `gt` is a strict lower bound, `choices` lists the
@@ -31,7 +31,8 @@ def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=No
     setting's meaning (a fraction's 1), else `limit`, the largest value this machine can honour (a heartbeat every
     1e10 s, a seed past 64 bits, a billion shards are refused before anything runs; the message names the limit only
     when it is passed). `identity=False` marks a field that may change when a job is resumed (a progress interval,
-    a device); `flag` overrides the flat name."""
+    a device); `flag` overrides the flat name. `earlier`, for a setting added after jobs were recorded without it, is
+    the value that reproduces what those jobs did: their records are read with it, so they still resume."""
     if kind is None:
         if dataclasses.is_dataclass(default) and not isinstance(default, type): kind = 'config'      # a nested part
         elif isinstance(default, bool): kind = 'bool'
@@ -44,7 +45,7 @@ def param(default, doc: str, *, kind: str | None = None, lo=None, hi=None, gt=No
     if kind in ('int', 'float', 'ints') and hi is None and limit is None:
         raise TypeError(f'a numeric setting needs hi= or limit=, the largest value this machine can honour (default {default!r})')
     meta = dict(doc=doc, kind=kind, lo=lo, hi=hi, gt=gt, limit=limit, choices=tuple(choices) if choices else None,
-                optional=optional or kind == 'path', identity=identity, flag=flag, cli=cli,
+                optional=optional or kind == 'path', identity=identity, flag=flag, cli=cli, earlier=earlier,
                 cls=type(default) if kind == 'config' else None)
     if kind == 'config':
         cls, values = type(default), default.to_dict()
@@ -168,6 +169,12 @@ def identity(self: Config) -> dict:
     return out
 
 # %% ../nbs/00_config.ipynb #c030
+@patch(cls_method=True)
+def earlier_values(cls: Config) -> dict:
+    "`{flat name: value}` of the settings added later: the value a record made before each of them is read with."
+    return {n: _plain(f.metadata['earlier']) for n, _, f in cls.flat_fields() if f.metadata.get('earlier', dataclasses.MISSING) is not dataclasses.MISSING}
+
+# %% ../nbs/00_config.ipynb #c033
 def _nested_items(cls, d: dict):
     "The items of `d` as `(path, value)`: keys may be field names, flat names, or parts given as dicts or configs."
     by_field = {f.name: f for f in fields(cls)}
@@ -193,7 +200,7 @@ def from_dict(cls: Config, d: dict | None = None, **kw) -> Config:
         node[path[-1]] = v
     return cls.from_nested(nested)
 
-# %% ../nbs/00_config.ipynb #c032
+# %% ../nbs/00_config.ipynb #c035
 def _changed(d: dict, base: dict) -> dict:
     "What `d` sets differently from `base` (nested), e.g. a field's default instance against its class's defaults."
     out = {}
@@ -207,7 +214,7 @@ def _merge(base: dict, over: dict) -> dict:
     "`base` with `over` on top, nested dicts merged."
     return {**base, **{k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in over.items()}}
 
-# %% ../nbs/00_config.ipynb #c034
+# %% ../nbs/00_config.ipynb #c037
 def _renamed(e: ConfigError, cls, section: str) -> ConfigError:
     "The error of a nested part, with its parameter called by the outer flat name."
     for n, p, _ in cls.flat_fields():
@@ -226,7 +233,7 @@ def from_nested(cls: Config, nested: dict) -> Config:
         elif f.name in nested: kw[f.name] = nested[f.name]
     return cls(**kw)
 
-# %% ../nbs/00_config.ipynb #c037
+# %% ../nbs/00_config.ipynb #c040
 @patch(cls_method=True)
 def coerce(cls: Config, config=None, **overrides) -> Config:
     "`config` (an instance, a dict of flat or nested names, or None for the defaults) with `overrides` on top."
@@ -238,7 +245,7 @@ def replace(self: Config, **flat) -> Config:
     "A copy with some values changed (flat or nested names, as `from_dict` takes them)."
     return type(self).from_dict({**self.flat_dict(), **flat})
 
-# %% ../nbs/00_config.ipynb #c040
+# %% ../nbs/00_config.ipynb #c043
 def _show(v): return ','.join(map(str, v)) if isinstance(v, list) else str(v)
 
 @patch
@@ -251,7 +258,7 @@ def describe(self: Config) -> str:
         rows.append(f"| `{n}` | {'**' + _show(v) + '**' if v != dv else _show(v)} | {_show(dv)} | {f.metadata.get('doc', '')} |")
     return '\n'.join(rows)
 
-# %% ../nbs/00_config.ipynb #c044
+# %% ../nbs/00_config.ipynb #c047
 def _help(f, default) -> str:
     m, d = f.metadata, _plain(default)
     extra = f" (one of: {', '.join(m['choices'])})" if m['choices'] else ''
@@ -282,7 +289,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, positional=()) ->
                         help='read parameters from a JSON or YAML file (flat or nested names, or a run.json); flags override it')
     return parser
 
-# %% ../nbs/00_config.ipynb #c047
+# %% ../nbs/00_config.ipynb #c050
 class SuggestingParser(argparse.ArgumentParser):
     "`argparse.ArgumentParser` that adds 'did you mean' to an unrecognized flag."
     def error(self, message):
@@ -294,7 +301,7 @@ class SuggestingParser(argparse.ArgumentParser):
             if hints: message += ' (' + '; '.join(hints) + ')'
         super().error(message)
 
-# %% ../nbs/00_config.ipynb #c050
+# %% ../nbs/00_config.ipynb #c053
 def config_yaml(cfg: Config) -> str:
     "A complete, commented YAML of `cfg` (nested by part) that `load_config_file` and `--config` read back."
     lines = [f'# {type(cfg).__name__}: every setting under its documentation; `--config THIS_FILE` reads it back']
@@ -307,7 +314,7 @@ def config_yaml(cfg: Config) -> str:
     walk(cfg, '')
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/00_config.ipynb #c053
+# %% ../nbs/00_config.ipynb #c056
 def load_config_file(path) -> dict:
     "Parameters from a JSON or YAML file; a `run.json`/`metrics.json` gives its `config`."
     p = Path(path)
@@ -325,7 +332,7 @@ def load_config_file(path) -> dict:
     if not isinstance(d, dict): raise ConfigError(f'config file {str(p)!r} must hold a mapping of parameter names to values, got {type(d).__name__}', 'config')
     return d
 
-# %% ../nbs/00_config.ipynb #c056
+# %% ../nbs/00_config.ipynb #c059
 def config_from_args(cls, ns: argparse.Namespace | dict):
     "The config of `add_config_arguments`' parsed flags: defaults < `--config FILE` < the flags given."
     given = dict(vars(ns) if isinstance(ns, argparse.Namespace) else ns)
@@ -338,7 +345,7 @@ def _as_flat(cls, d: dict) -> dict:
     "A dict of flat and nested names as flat names (so that flags given on top override the file)."
     return cls.from_dict(d).flat_dict() if d else {}
 
-# %% ../nbs/00_config.ipynb #c060
+# %% ../nbs/00_config.ipynb #c063
 def config_from_params(cls, namespace: dict):
     "The config of a papermill runner: the flat names given a value other than None, over `config_file` if given."
     given = {n: namespace[n] for n in cls.flat_names() if namespace.get(n) is not None}
@@ -693,7 +700,7 @@ class PriorRecipeConfig(Config):
     background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
                             "or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
     window: int = param(0, "0: the transformer sees the whole token grid; k: a k x k window of tokens around the object in each token "
-                        "frame, its place as two more columns of tokens (needs background 'blank')", lo=0, limit=1024)
+                        "frame, its place as two more columns of tokens (needs background 'blank')", lo=0, limit=1024, earlier=0)
 
 @dataclass(frozen=True)
 class PriorConfig(Config):

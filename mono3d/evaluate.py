@@ -818,7 +818,7 @@ def evaluate_run(config: EvalConfig | dict | None = None, **overrides) -> dict:
         identity['data'] = {'dataset': read_dataset_config(prep['data_dir']).to_dict(),
                             'fingerprint': ShardIndex(prep['data_dir']).fingerprint(cfg.num_samples)}
     with Job(EVALUATE, out, cfg.job) as job:
-        job.open(identity); job.begin(config=cfg.to_dict())
+        job.open(identity, type(cfg).earlier_values()); job.begin(config=cfg.to_dict())
         ev = Evaluation(cfg, job, prep, out)
         ev.open_data()
         job.start_progress(len(ev.stages), 'stages', done=sum((out / 'stages' / f'{s}.json').is_file() for s in ev.stages))

@@ -269,7 +269,7 @@ def evaluate_prior(config: EvalPriorConfig | dict | None = None, **overrides) ->
     identity = {**cfg.identity(), 'prior_sha256': sha256_file(Path(cfg.prior_run) / 'prior.safetensors'),
                 'tokenizer_sha256': ctx['prior'].info['tokenizer_sha256']}
     with Job(EVALUATE_PRIOR, out, cfg.job) as job:
-        job.open(identity); job.begin(config=cfg.to_dict())
+        job.open(identity, type(cfg).earlier_values()); job.begin(config=cfg.to_dict())
         stages = ('reference', *[f'samples_{s}' for s in SETS], *[f'measure_{s}' for s in SETS], 'prediction')
         job.start_progress(len(stages), 'stages', done=sum((out / 'stages' / f'{s}.json').is_file() for s in stages))
         ref_box = {}

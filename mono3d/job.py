@@ -292,8 +292,10 @@ class JobFailed(RuntimeError):
     "The job failed after its work began (exit code 1, `error.log`, FAILED), even when the cause was a bad value found late."
 
 # %% ../nbs/05_job.ipynb #c034
-def identity_diff(old: dict, new: dict) -> list[str]:
-    "`name: old in the directory, new requested` for every key whose value differs."
+def identity_diff(old: dict, new: dict, earlier: dict | None = None) -> list[str]:
+    """`name: old in the directory, new requested` for every key whose value differs. A key `old` lacks is read as its
+    `earlier` value when it has one (a setting added since, see `Config.earlier_values`)."""
+    old = {**{k: v for k, v in (earlier or {}).items() if k in new}, **old}
     return [f'{k}: {old.get(k)!r} in the directory, {new.get(k)!r} requested' for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 class _NoProgress:
@@ -390,8 +392,9 @@ def read_record(self: Job) -> dict | None:
 
 # %% ../nbs/05_job.ipynb #c045
 @patch
-def open(self: Job, identity: dict) -> dict | None:
-    "Check the directory, lock it (writing nothing), refuse an earlier record with another identity; that record or None."
+def open(self: Job, identity: dict, earlier: dict | None = None) -> dict | None:
+    """Check the directory, lock it (writing nothing), refuse an earlier record with another identity (a key the record lacks
+    is read as its `earlier` value); that record or None."""
     if not self.main: return None
     self.check_path()
     if self.dir.is_dir(): self.read_record()           # refuse what can be refused before even the lock file is made
@@ -400,7 +403,7 @@ def open(self: Job, identity: dict) -> dict | None:
     try:
         rec = self.read_record()
         if rec is not None:
-            diff = identity_diff(rec['identity'], identity)
+            diff = identity_diff(rec['identity'], identity, earlier)
             if diff: raise ConfigError(f'{self.dir} was made by mono3d {self.kind} with different settings ({"; ".join(diff)}). '
                                        'Use another directory or the same settings; nothing was changed.', 'directory')
     except BaseException:

@@ -120,9 +120,9 @@ def warmup_note(self: TrainState) -> str:
 # %% ../nbs/12_loop.ipynb #c023
 class Checkpoints:
     "The checkpoints of one run directory: save, rotate, find the newest usable one, tidy."
-    def __init__(self, run_dir, identity: dict, keep_last: int = 3):
+    def __init__(self, run_dir, identity: dict, keep_last: int = 3, earlier: dict | None = None):
         self.store = ManifestStore(Path(run_dir) / 'checkpoints', CKPT_PREFIX, kind='checkpoint')
-        self.identity, self.keep_last = identity, keep_last
+        self.identity, self.keep_last, self.earlier = identity, keep_last, earlier      # earlier: see `identity_diff`
 
     def name(self, step: int) -> str: return f'{self.store.name(step)}.pt'
 
@@ -138,7 +138,7 @@ class Checkpoints:
     def read(self, manifest: dict) -> dict:
         "One committed checkpoint, loaded without running code; refused when it belongs to another run."
         ck = torch.load(self.store.path(manifest['index'], '.pt'), map_location='cpu', weights_only=True)
-        diff = identity_diff(ck.get('identity') or {}, self.identity)
+        diff = identity_diff(ck.get('identity') or {}, self.identity, self.earlier)
         if diff: raise ConfigError(f'checkpoint {manifest["name"]} belongs to a run with other settings ({"; ".join(diff)})', 'run_dir')
         return ck
 
@@ -381,7 +381,8 @@ def build(self: Trainer) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(0.9, 0.99), weight_decay=o.weight_decay)
     self.state = TrainState(model, opt, WeightAverage(model, o.ema) if o.ema else None, TrainingPlan.make(1, self.task.plan_shape()), o)
     self.identity = {**cfg.identity(), **self.task.identity(), **self.process_identity()}
-    self.checkpoints = Checkpoints(self.run, self.identity, cfg.job.keep_last)
+    self.earlier = type(cfg).earlier_values()          # settings added since older runs were recorded, as those runs had them
+    self.checkpoints = Checkpoints(self.run, self.identity, cfg.job.keep_last, self.earlier)
     if cfg.job.log_to != 'none' and self.main: check_tracker(cfg.job.log_to)
     if cfg.job.production and self.main: check_prelaunch_tests(cfg.job.prelaunch_tests)
 
@@ -398,7 +399,7 @@ def make_plan(self: Trainer, recorded: dict | None) -> TrainingPlan:
 @patch
 def check_before_writing(self: Trainer) -> dict | None:
     "Rank 0, under the lock: compare the directory with the request and find the checkpoint; refuse before any write."
-    try: prev = self.job.open(self.identity)
+    try: prev = self.job.open(self.identity, self.earlier)
     except ConfigError as e: raise ConfigError(f'{e}{self.resume_hint(str(e))}', e.param) from None
     self.task.check_existing(prev)
     plan = self.make_plan((prev or {}).get('plan'))

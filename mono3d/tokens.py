@@ -121,7 +121,7 @@ def tokenize_dataset(config: TokenCacheConfig | dict | None = None, **overrides)
 
 def _tokenize(cfg, src, index, identity, data_dir, n) -> dict:
     with Job(TOKENS, cfg.out_dir, cfg.job) as job:
-        job.open({k: v for k, v in identity.items() if k != 'data_fingerprint'})
+        job.open({k: v for k, v in identity.items() if k != 'data_fingerprint'}, type(cfg).earlier_values())
         done = _survey_tokens(job, index)
         job.begin(tokenizer_run=str(Path(cfg.tokenizer_run).resolve()), data_dir=str(data_dir.resolve()), num_samples=n,
                   data_fingerprint=identity['data_fingerprint'])
