@@ -3,7 +3,7 @@
     python bench/prior.py steps [--threads 2]                    # step time of transformer sizes on the default token grid
     python bench/prior.py sampling PRIOR_RUN [--threads 2] [--per-class 16] [--checkpoint runs/prior/step_N.pt] [--sweep all|frames]
                                                                  # videos/s and quality against decode steps, guidance, temperature
-    python bench/prior.py background TOKENIZER_RUN               # what canonical background codes and windows cost the reconstruction
+    python bench/prior.py background TOKENIZER_RUN               # what canonical background codes, tighter masks and windows cost the reconstruction
     python bench/prior.py predictability PRIOR_RUN [PRIOR_RUN ..]  # how well the prior predicts a masked token, by region
 
 `steps` times a training step (forward, masked-token loss, backward, AdamW) of the masked-token transformer for
@@ -122,6 +122,18 @@ def background(a):
         L = layout_for(tok, bg, tuple(c.shape[1:]), k)
         row(f'window {k} (of the canonical)', L.compose(L.extract(c)), f'{100 * L.lost(c):.1f}%')
     print(f'tokens kept from the encoder (near the object): {100 * float(object_token_mask(v, bg, tok.factors).float().mean()):.1f}%')
+    # tighter masks: the tokens that see the object grown by (t, h, w) tokens; the cache's own is (1, 1, 1)
+    import torch.nn.functional as F
+    from mono3d.tokens import blank_codes
+    with torch.no_grad(): enc = tok.tokenize(x)
+    blank = blank_codes(tok, bg, *v.shape[1:3])
+    seen = object_token_mask(v, bg, tok.factors, dilate=0)[:, None].float()
+    print('\n| encoder codes kept: the object\'s tokens grown by (t, h, w) | share of tokens kept | held-out PSNR dB | frames with one object |\n|---|---|---|---|')
+    for dt, dh in ((1, 1), (0, 1), (1, 0), (0, 0)):
+        keep = F.max_pool3d(seen, (2 * dt + 1, 2 * dh + 1, 2 * dh + 1), 1, (dt, dh, dh))[:, 0] > 0
+        with torch.no_grad(): y = tok.detokenize(torch.where(keep, enc, blank)).clamp(0, 1)
+        n = count_objects((y * 255).round().to(torch.uint8).movedim(1, -1).numpy(), bg)
+        print(f'| ({dt}, {dh}, {dh}) | {100 * float(keep.float().mean()):.1f}% | {float(psnr(y, x).mean()):.2f} | {100 * (n == 1).mean():.1f}% |', flush=True)
 
 
 def predictability(a):

@@ -57,13 +57,17 @@ class MaskedTokenTransformer(nn.Module):
         self.register_buffer('offsets', offsets.view(self.group, len(levels)), persistent=False)
         self.embed = nn.Embedding(int(offsets[-1]) + levels[-1] + 1, cfg.width)
         self.classes = nn.Embedding(num_classes + 1, cfg.width)
+        # a position's input sums group x channels embeddings: each drawn at 0.02 / sqrt(that count), so that the sum starts at
+        # the scale of the class and of the learned positions (N(0, 1), nn.Embedding's own, summed to ~9 and drowned the positions)
+        nn.init.normal_(self.embed.weight, std=0.02 / math.sqrt(self.group * len(levels)))
+        nn.init.normal_(self.classes.weight, std=0.02)
         self.pos = nn.Parameter(torch.randn(1, self.positions + 1, cfg.width) * 0.02)
         layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, cfg.mlp_ratio * cfg.width, dropout=0.0, activation='gelu',
                                            batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
         self.norm, self.head = nn.LayerNorm(cfg.width), nn.Linear(cfg.width, self.group * sum(levels))
 
-# %% ../nbs/16_maskgit.ipynb #c018
+# %% ../nbs/16_maskgit.ipynb #c020
 def group_tokens(codes: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
     "Codes `(B, t, h, w)` → `(B, positions, gh * gw)`: each position a `gh x gw` square of one token frame."
     return rearrange(codes, 'b t (h gh) (w gw) -> b (t h w) (gh gw)', gh=gh, gw=gw)
@@ -76,13 +80,13 @@ def to_grid(self: MaskedTokenTransformer, tokens: torch.Tensor) -> torch.Tensor:
     t, h, w = self.grid
     return rearrange(tokens, 'b (t h w) (gh gw) -> b t (h gh) (w gw)', t=t, h=h // self.cfg.group_h, gh=self.cfg.group_h)
 
-# %% ../nbs/16_maskgit.ipynb #c021
+# %% ../nbs/16_maskgit.ipynb #c023
 def digit_mask(masked: torch.Tensor, group: int, channels: int) -> torch.Tensor:
     "`(B, P, group, channels)` from a mask per digit (as it is), per token `(B, P, G)` or per position `(B, P)`."
     if masked.dim() == 2: masked = masked[..., None].expand(*masked.shape, group)
     return masked[..., None].expand(*masked.shape, channels) if masked.dim() == 3 else masked
 
-# %% ../nbs/16_maskgit.ipynb #c024
+# %% ../nbs/16_maskgit.ipynb #c026
 @patch
 def forward(self: MaskedTokenTransformer, codes: torch.Tensor, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     L = torch.tensor(self.levels, device=codes.device)
@@ -94,7 +98,7 @@ def forward(self: MaskedTokenTransformer, codes: torch.Tensor, masked: torch.Ten
     x = self.norm(self.body(x))[:, 1:]
     return self.head(x).view(len(codes), self.positions, self.group, sum(self.levels))
 
-# %% ../nbs/16_maskgit.ipynb #c027
+# %% ../nbs/16_maskgit.ipynb #c029
 def split_digits(logits: torch.Tensor, levels) -> list[torch.Tensor]:
     "Logits `(..., sum(levels))` → one `(..., L)` per channel."
     return list(torch.split(logits, list(levels), dim=-1))
@@ -107,7 +111,7 @@ def masked_token_loss(logits: torch.Tensor, codes_p: torch.Tensor, masked: torch
     right = (torch.stack([p.argmax(-1) == digits[..., c] for c, p in enumerate(parts)], -1) | ~m).all(-1)[m.any(-1)]
     return loss, {'loss': float(loss.detach()), 'token_accuracy': float(right.float().mean())}
 
-# %% ../nbs/16_maskgit.ipynb #c030
+# %% ../nbs/16_maskgit.ipynb #c032
 def guided_logits(model: MaskedTokenTransformer, codes, masked, labels, guidance: float) -> torch.Tensor:
     "The guided logits (see above); `labels` are the requested classes."
     none = torch.full_like(labels, model.num_classes)
@@ -117,7 +121,7 @@ def guided_logits(model: MaskedTokenTransformer, codes, masked, labels, guidance
     uncond = model(codes, masked, none)
     return uncond + guidance * (cond - uncond)
 
-# %% ../nbs/16_maskgit.ipynb #c033
+# %% ../nbs/16_maskgit.ipynb #c035
 def _gumbel(shape, generator, device) -> torch.Tensor:
     u = torch.rand(shape, generator=generator).to(device).clamp_(1e-20, 1 - 1e-7)
     return -torch.log(-torch.log(u))
@@ -135,7 +139,7 @@ def sample_tokens(logits: torch.Tensor, levels, temperature: float, generator) -
         digits.append(d); score = score + logp.gather(-1, d[..., None])[..., 0]
     return digits_code(torch.stack(digits, -1), levels), score
 
-# %% ../nbs/16_maskgit.ipynb #c035
+# %% ../nbs/16_maskgit.ipynb #c037
 OBJECT_FIRST = 1e4          # added to the confidence of a token drawn unlike the empty video's: above any log probability
 
 def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temperature: float, generator) -> torch.Tensor:
@@ -149,7 +153,7 @@ def _digits_in_order(model, tokens, masked, fix, labels, guidance: float, temper
         d[..., c] = torch.where(f, _draw(split_digits(logits.float(), model.levels)[c].log_softmax(-1), temperature, generator), d[..., c])
     return digits_code(d, model.levels)
 
-# %% ../nbs/16_maskgit.ipynb #c038
+# %% ../nbs/16_maskgit.ipynb #c040
 @torch.no_grad()
 def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12, temperature: float = 1.0, guidance: float = 1.0,
            generator: torch.Generator | None = None, codes: torch.Tensor | None = None, known: torch.Tensor | None = None,
@@ -190,7 +194,7 @@ def decode(model: MaskedTokenTransformer, labels: torch.Tensor, steps: int = 12,
             masked = masked & ~fix
     return model.to_grid(tokens)
 
-# %% ../nbs/16_maskgit.ipynb #c047
+# %% ../nbs/16_maskgit.ipynb #c049
 def unigram_sample(frequencies: torch.Tensor, count: int, grid: tuple, generator: torch.Generator) -> torch.Tensor:
     "Codes `(count, *grid)`, every token drawn independently from `frequencies (codebook_size,)`."
     p = frequencies.double() / frequencies.sum()
