@@ -123,14 +123,12 @@ def background(a):
         row(f'window {k} (of the canonical)', L.compose(L.extract(c)), f'{100 * L.lost(c):.1f}%')
     print(f'tokens kept from the encoder (near the object): {100 * float(object_token_mask(v, bg, tok.factors).float().mean()):.1f}%')
     # tighter masks: the tokens that see the object grown by (t, h, w) tokens; the cache's own is (1, 1, 1)
-    import torch.nn.functional as F
     from mono3d.tokens import blank_codes
     with torch.no_grad(): enc = tok.tokenize(x)
     blank = blank_codes(tok, bg, *v.shape[1:3])
-    seen = object_token_mask(v, bg, tok.factors, dilate=0)[:, None].float()
     print('\n| encoder codes kept: the object\'s tokens grown by (t, h, w) | share of tokens kept | held-out PSNR dB | frames with one object |\n|---|---|---|---|')
     for dt, dh in ((1, 1), (0, 1), (1, 0), (0, 0)):
-        keep = F.max_pool3d(seen, (2 * dt + 1, 2 * dh + 1, 2 * dh + 1), 1, (dt, dh, dh))[:, 0] > 0
+        keep = object_token_mask(v, bg, tok.factors, dilate=(dt, dh, dh))
         with torch.no_grad(): y = tok.detokenize(torch.where(keep, enc, blank)).clamp(0, 1)
         n = count_objects((y * 255).round().to(torch.uint8).movedim(1, -1).numpy(), bg)
         print(f'| ({dt}, {dh}, {dh}) | {100 * float(keep.float().mean()):.1f}% | {float(psnr(y, x).mean()):.2f} | {100 * (n == 1).mean():.1f}% |', flush=True)

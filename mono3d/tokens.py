@@ -43,12 +43,13 @@ TOKEN_PREFIX = 'tokens_'
 TOKENS = JobSpec('tokens', 'tokens.json', 'out_dir', guard=(f'{TOKEN_PREFIX}*',))
 
 # %% ../nbs/15_tokens.ipynb #c014
-def object_token_mask(videos_u8, background, factors, dilate: int = 1) -> torch.Tensor:
-    "Which tokens `(n, t, h, w)` see the object: a pixel of their block off the `background` colour, grown by `dilate` tokens."
+def object_token_mask(videos_u8, background, factors, dilate: int | tuple = 1) -> torch.Tensor:
+    "Which tokens `(n, t, h, w)` see the object: a pixel of their block off the `background` colour, grown by `dilate` tokens (or `(t, h, w)`)."
     x = torch.as_tensor(np.asarray(videos_u8)).to(torch.int16)
     fg = (x - torch.tensor(background, dtype=torch.int16)).abs().amax(-1) > 2           # (n, T, H, W)
     m = F.max_pool3d(fg[:, None].float(), factors, factors)
-    if dilate: m = F.max_pool3d(m, 2 * dilate + 1, 1, dilate)
+    d = (dilate,) * 3 if isinstance(dilate, int) else tuple(dilate)
+    if any(d): m = F.max_pool3d(m, tuple(2 * k + 1 for k in d), 1, d)
     return m[:, 0] > 0
 
 def blank_codes(tok: VideoTokenizer, background, frames: int, size: int) -> torch.Tensor:
