@@ -10,7 +10,8 @@
 several widths, depths and token groups, on random codes of the default tokenizer's grid (8x16x16 tokens, FSQ
 5,5,5,5,5), batch 32, and prints steps/s and training videos/s. `sampling` loads a trained prior and prints
 videos/s of `Prior.sample` against decode steps, and class fidelity and one-object share of 64 videos per class
-against decode steps, guidance, temperature, choice noise and the decoding order (the evaluation's own measures, classifier
+against decode steps, guidance, temperature, choice noise, the decoding order and whole-video decoding, one change at a time from
+mono3d sample's defaults (the evaluation's own measures, classifier
 trained on real videos), with each setting's videos/s; `--sweep frames` compares frame-by-frame decoding (`by_frame`,
 `later_steps`) with the whole-video orders.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from machine import cpu
+from mono3d.config import DECODING
 
 
 def machine() -> str: return f'{cpu()}, torch {torch.__version__}, {torch.get_num_threads()} threads'
@@ -45,14 +47,15 @@ def steps(a):
         print(f'| {width} | {depth} | {gh}x{gh} | {m.positions} | {sum(p.numel() for p in m.parameters()):,} | {s:.3f} | {1 / s:.2f} | {B / s:.1f} |', flush=True)
 
 
-SWEEP = [dict(steps=k) for k in (4, 8, 12, 24)] + [dict(temperature=t) for t in (0.0, 0.5, 0.8)] + \
-        [dict(guidance=g) for g in (0.0, 1.0, 4.0)] + [dict(choice_noise=c) for c in (0.0, 4.5)] + \
-        [dict(order='object-first', steps=k) for k in (12, 24, 48)] + [dict(order='object-first', steps=24, temperature=0.8),
-                                                                       dict(order='object-first', steps=24, guidance=4.0)]
+SWEEP = [dict(steps=k) for k in (4, 12, 24)] + [dict(temperature=t) for t in (0.45, 0.8, 1.0)] + \
+        [dict(guidance=g) for g in (0.0, 1.0, 4.0)] + [dict(choice_noise=c) for c in (0.0, 4.5)] + [dict(later_steps=4), dict(order='confidence')] + \
+        [dict(by_frame=False, later_steps=None, steps=12, temperature=t) for t in (0.8, 1.0)] + \
+        [dict(by_frame=False, later_steps=None, steps=12, temperature=1.0, order='confidence')]      # the default before 2026-12-07
 FRAMES = [dict(order='object-first')] + [dict(order=o, by_frame=True, steps=k, later_steps=j)
                                          for o, k, j in (('object-first', 8, 2), ('object-first', 12, 3), ('object-first', 24, 2),
                                                          ('confidence', 8, 2), ('object-first', 12, 12))]
-BASE = dict(steps=12, temperature=1.0, guidance=2.0, choice_noise=1.0, order='confidence', by_frame=False, later_steps=None)
+BASE = dict(steps=DECODING['decode_steps'], temperature=DECODING['temperature'], guidance=DECODING['guidance'], choice_noise=1.0,
+            order=DECODING['order'], by_frame=DECODING['by_frame'], later_steps=DECODING['later_steps'])    # mono3d sample's defaults
 
 
 def sampling(a):

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['KINDS', 'SEED_MAX', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'SuggestingParser', 'config_yaml', 'load_config_file', 'config_from_args', 'config_from_params', 'RESTART', 'JobConfig', 'Command', 'CLASSES', 'GENERATE_COMMAND', 'DatasetConfig', 'GenerateConfig', 'OptimConfig', 'RecipeConfig', 'QUANTIZERS', 'MAX_CODEBOOK', 'TokenizerConfig', 'build_preview_parser', 'DEVICES', 'PRECISIONS', 'TRACKERS', 'TrainJobConfig', 'TRAIN_COMMAND', 'TrainDataConfig', 'TrainConfig', 'EVAL_COMMAND', 'EvalConfig', 'TOKENS_COMMAND', 'TokenCacheConfig', 'PriorModelConfig', 'PRIOR_COMMAND', 'ORDERS', 'PriorRecipeConfig', 'PriorConfig', 'build_sample_parser', 'EVALUATE_PRIOR_COMMAND', 'EvalPriorConfig']
+__all__ = ['KINDS', 'SEED_MAX', 'ConfigError', 'param', 'check_value', 'Config', 'add_config_arguments', 'SuggestingParser', 'config_yaml', 'load_config_file', 'config_from_args', 'config_from_params', 'RESTART', 'JobConfig', 'Command', 'CLASSES', 'GENERATE_COMMAND', 'DatasetConfig', 'GenerateConfig', 'OptimConfig', 'RecipeConfig', 'QUANTIZERS', 'MAX_CODEBOOK', 'TokenizerConfig', 'build_preview_parser', 'DEVICES', 'PRECISIONS', 'TRACKERS', 'TrainJobConfig', 'TRAIN_COMMAND', 'TrainDataConfig', 'TrainConfig', 'EVAL_COMMAND', 'EvalConfig', 'TOKENS_COMMAND', 'TokenCacheConfig', 'PriorModelConfig', 'PRIOR_COMMAND', 'ORDERS', 'DECODING', 'PriorRecipeConfig', 'PriorConfig', 'build_sample_parser', 'EVALUATE_PRIOR_COMMAND', 'EvalPriorConfig']
 
 # %% ../nbs/00_config.ipynb #c007
 class ConfigError(ValueError):
@@ -695,7 +695,7 @@ class PriorRecipeConfig(Config):
     class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
     digit_prefix: float = param(0.3, "share of a random mask's tokens that show their first 1 to 4 digits (the decoder draws a "
                                 "token's digits one after another, each given those before it)", lo=0, hi=1)
-    decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation', lo=1, limit=1024)
+    decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation (of their first token frame: they are decoded as `mono3d sample` does)', lo=1, limit=1024)
     guidance: float = param(2.0, 'classifier-free guidance of those samples (0: unconditional, 1: conditional)', lo=0, limit=100)
     background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
                             "or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))
@@ -722,6 +722,9 @@ PRIOR_COMMAND = Command('prior', PriorConfig, 'Train a class-conditional masked-
                         'tokenizer run. Running the same command again resumes; a larger --epochs extends a finished run.',
                         positional=('run_dir',), extra=RESTART)
 ORDERS = ('object-first', 'confidence')     # how decoding picks the tokens it fixes (see `decode` in 16_maskgit)
+# The decoding of `mono3d sample`, `Prior.sample`/`predict` and `mono3d evaluate-prior` unless told otherwise: frame by frame, the object's
+# tokens first, at temperature 0.6 (measured against the other settings on the default prior: nbs/benchmarks.ipynb, 2026-12-07)
+DECODING = dict(decode_steps=8, temperature=0.6, guidance=2.0, order='object-first', by_frame=True, later_steps=2)
 
 # %% ../nbs/17_prior.ipynb #c051
 def build_sample_parser(prog: str = 'mono3d sample') -> argparse.ArgumentParser:
@@ -733,15 +736,19 @@ def build_sample_parser(prog: str = 'mono3d sample') -> argparse.ArgumentParser:
     ap.add_argument('--count', type=int, default=16, help='videos to sample (default: 16)')
     ap.add_argument('--out', required=True, help='a new or empty directory for samples.npz and samples.gif')
     ap.add_argument('--seed', type=int, default=0, help='seed of the sampling (default: 0)')
-    ap.add_argument('--decode-steps', type=int, default=12, help='decoding steps (default: 12)')
-    ap.add_argument('--temperature', type=float, default=1.0, help='sampling temperature (default: 1; 0 takes the most likely digit)')
-    ap.add_argument('--guidance', type=float, default=None, help='classifier-free guidance (default: 2 for a class, 0 with --context)')
-    ap.add_argument('--order', choices=ORDERS, default='confidence', help="which tokens each decoding step fixes: the most confident "
-                    "(MaskGIT's), or the object's first (default: confidence)")
-    ap.add_argument('--by-frame', action='store_true', help='fill the token frames one after another, the later ones still masked: '
-                    'the first in --decode-steps steps, each next one in --later-steps')
-    ap.add_argument('--later-steps', type=int, default=None, help='with --by-frame: decoding steps of each token frame after the first '
-                    '(default: --decode-steps)')
+    d = DECODING
+    ap.add_argument('--decode-steps', type=int, default=d['decode_steps'], help=f"decoding steps (default: {d['decode_steps']}; "
+                    'with --by-frame, those of the first token frame)')
+    ap.add_argument('--temperature', type=float, default=d['temperature'], help=f"sampling temperature (default: {d['temperature']}; "
+                    '0 takes the most likely digit)')
+    ap.add_argument('--guidance', type=float, default=None, help=f"classifier-free guidance (default: {d['guidance']:g} for a class, 0 with --context)")
+    ap.add_argument('--order', choices=ORDERS, default=d['order'], help="which tokens each decoding step fixes: the most confident "
+                    f"(MaskGIT's), or the object's first (default: {d['order']})")
+    ap.add_argument('--by-frame', action=argparse.BooleanOptionalAction, default=d['by_frame'], help='fill the token frames one after '
+                    'another, the later ones still masked: the first in --decode-steps steps, each next one in --later-steps '
+                    f"(default: {'--by-frame' if d['by_frame'] else '--no-by-frame'}; --no-by-frame decodes the whole video at once)")
+    ap.add_argument('--later-steps', type=int, default=d['later_steps'], help='with --by-frame: decoding steps of each token frame after '
+                    f"the first (default: {d['later_steps']}; a whole-video decode has no later frames)")
     ap.add_argument('--context', default=None, help='an npz whose videos are continued instead (uint8 (n, T, H, W, 3))')
     ap.add_argument('--context-frames', type=int, default=8, help='frames of each context video that are kept (default: 8)')
     ap.add_argument('--debug', action='store_true', help='raise errors with their traceback instead of turning them into exit codes')
@@ -754,15 +761,16 @@ class EvalPriorConfig(Config):
     prior_run: str = param('runs/prior', 'a trained prior run (its prior.safetensors)', identity=False)
     out_dir: str | None = param(None, 'where the report goes (default: PRIOR_RUN/eval)', kind='path', identity=False)
     per_class: int = param(64, 'videos sampled per class, for each prior', lo=4, limit=4096)
-    decode_steps: int = param(12, 'decoding steps', lo=1, limit=1024)
-    temperature: float = param(1.0, 'sampling temperature', lo=0, limit=100)
-    guidance: float = param(2.0, 'classifier-free guidance of the class-conditional samples', lo=0, limit=100)
-    order: str = param('confidence', "which tokens each decoding step fixes: the most confident (MaskGIT's) or the object's first; "
+    decode_steps: int = param(DECODING['decode_steps'], 'decoding steps (with by_frame: those of the first token frame)', lo=1, limit=1024)
+    temperature: float = param(DECODING['temperature'], 'sampling temperature', lo=0, limit=100)
+    guidance: float = param(DECODING['guidance'], 'classifier-free guidance of the class-conditional samples', lo=0, limit=100)
+    order: str = param(DECODING['order'], "which tokens each decoding step fixes: the most confident (MaskGIT's) or the object's first; "
                        'the untrained control decodes the same way', choices=ORDERS)
-    by_frame: bool = param(False, 'fill the token frames one after another (`mono3d sample --by-frame`): the first in decode_steps '
+    by_frame: bool = param(DECODING['by_frame'], 'fill the token frames one after another (`mono3d sample --by-frame`): the first in decode_steps '
                            'steps, each next one in later_steps; the untrained control decodes the same way')
-    later_steps: int | None = param(None, 'with by_frame: decoding steps of each token frame after the first (default: decode_steps)',
-                                    kind='int', optional=True, lo=1, limit=1024)
+    later_steps: int | None = param(DECODING['later_steps'], 'with by_frame: decoding steps of each token frame after the first (none: '
+                                    'decode_steps); a whole-video decode has no later frames and records none', kind='int', optional=True,
+                                    lo=1, limit=1024)
     predict_videos: int = param(128, 'held-out real videos continued after their first context_frames', lo=4, limit=100_000)
     context_frames: int = param(8, 'frames of each real video the prediction sees', lo=1, limit=1024)
     classifier_videos: int = param(2000, 'real training videos the classifier learns from', lo=40, limit=10 ** 7)
@@ -774,9 +782,7 @@ class EvalPriorConfig(Config):
     job: JobConfig = param(JobConfig(), 'how the job reports (a bar of the stages on a terminal, as for every job)', identity=False)
 
     def check(self):
-        if self.later_steps is not None and not self.by_frame:
-            raise ConfigError(f'later_steps applies only to a frame-by-frame decode (by_frame); got later_steps={self.later_steps} without it',
-                              'later_steps')
+        if not self.by_frame: object.__setattr__(self, 'later_steps', None)      # no later frames: the record says none, as before
 
 EVALUATE_PRIOR_COMMAND = Command('evaluate-prior', EvalPriorConfig, 'Evaluate a trained prior: class fidelity, realism, diversity and '
                                  'prediction, beside an untrained and a unigram prior. Running it again resumes.', positional=('prior_run',))

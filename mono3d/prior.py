@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import save as safetensors_save, load as safetensors_load
 from fastcore.basics import patch
-from .config import ORDERS, PRIOR_COMMAND, ConfigError, PriorConfig, build_sample_parser
+from .config import DECODING, ORDERS, PRIOR_COMMAND, ConfigError, PriorConfig, build_sample_parser
 from .config import PriorRecipeConfig  # noqa: F401 (also importable from here, where it is taught)
 from .store import atomic_write
 from .job import JobSpec, Processes, exit_with, job_main, run_as_command
@@ -250,11 +250,14 @@ def held_out(self: PriorTask, model, predict: bool, batch: int = 64, tick=None) 
 # %% ../nbs/17_prior.ipynb #c027
 @patch
 def validate(self: PriorTask, model, tick) -> dict:
-    "Held-out losses (random masks, then prediction masks) and a grid of sampled videos, two of each class."
+    "Held-out losses (random masks, then prediction masks) and a grid of sampled videos, two of each class, decoded as `mono3d sample` "
+    "does (`DECODING`) in the recipe's steps and guidance."
     r, p = self.held_out(model, False, tick=tick), self.held_out(model, True, tick=tick)
     tick()
     labels = torch.arange(len(CLASSES)).repeat_interleave(2).to(self.device)
-    codes = decode(model, labels, self.cfg.recipe.decode_steps, guidance=self.cfg.recipe.guidance, generator=torch.Generator().manual_seed(0))
+    first = self.layout.extract(self.layout.blank[None])[0] if DECODING['order'] == 'object-first' else None
+    codes = decode(model, labels, self.cfg.recipe.decode_steps, DECODING['temperature'], self.cfg.recipe.guidance, torch.Generator().manual_seed(0),
+                   first=first, by_frame=DECODING['by_frame'], later_steps=DECODING['later_steps'], tick=tick)
     videos = self.tokenizer.detokenize(self.layout.compose(codes.cpu())).clamp(0, 1)
     save_video_grid_gif(videos, Path(self.cfg.run_dir) / 'samples.gif', titles=[CLASSES[int(i)] for i in labels])
     return {'loss': r['loss'], 'token_accuracy': r['token_accuracy'], 'predict_loss': p['loss'], 'predict_token_accuracy': p['token_accuracy']}
@@ -341,10 +344,9 @@ def _as_u8(videos: torch.Tensor) -> np.ndarray:
     return (videos.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
 
 def _later(later_steps, by_frame) -> int | None:
-    "`later_steps` checked: steps of the token frames after the first, only for a frame-by-frame decode."
-    if later_steps is not None and not by_frame:
-        raise ConfigError(f'later_steps applies only to a frame-by-frame decode (by_frame); got later_steps={later_steps!r} without it', 'later_steps')
-    return None if later_steps is None else _steps(later_steps, 'later_steps')
+    "`later_steps` checked: steps of the token frames after the first, which a whole-video decode (not `by_frame`) does not have."
+    later = None if later_steps is None else _steps(later_steps, 'later_steps')
+    return later if by_frame else None
 
 def _steps(steps, name: str = 'steps') -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= int(steps) <= 1024:
@@ -357,8 +359,9 @@ def _order(order) -> str:
 
 # %% ../nbs/17_prior.ipynb #c044
 @patch
-def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 2.0,
-           order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None) -> dict:
+def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = DECODING['decode_steps'], temperature: float = DECODING['temperature'],
+           guidance: float = DECODING['guidance'], order: str = DECODING['order'], by_frame: bool = DECODING['by_frame'],
+           later_steps: int | None = DECODING['later_steps']) -> dict:
     "`count` videos of class `label` (a name or an index): `videos (n, T, H, W, 3)` uint8, their `codes` and `labels`."
     y, n = _label(label), _count(count)
     labels = torch.full((n,), y, dtype=torch.long)
@@ -368,8 +371,8 @@ def sample(self: Prior, label, count: int = 16, seed: int = 0, steps: int = 12, 
 
 @patch
 def generate(self: Prior, labels: torch.Tensor, steps: int, temperature: float, guidance: float, generator: torch.Generator, codes=None,
-             known_frames: int = 0, order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None, tick=None,
-             model: MaskedTokenTransformer | None = None) -> torch.Tensor:
+             known_frames: int = 0, order: str = DECODING['order'], by_frame: bool = DECODING['by_frame'],
+             later_steps: int | None = DECODING['later_steps'], tick=None, model: MaskedTokenTransformer | None = None) -> torch.Tensor:
     """The tokenizer's codes `(n, t, h, w)` decoded in the prior's layout by `model` (default: the prior's own; the evaluation's untrained
     control passes its own); with `codes`, their first `known_frames` token frames are kept."""
     m, known = model or self.model, None
@@ -394,8 +397,9 @@ def encode(self: Prior, videos) -> torch.Tensor:
     return torch.from_numpy(tokenize_videos(self.tokenizer, v, 64, background=self.info['background_rgb']).astype(np.int64))
 
 @patch
-def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: int = 12, temperature: float = 1.0, guidance: float = 0.0,
-            labels=None, order: str = 'confidence', by_frame: bool = False, later_steps: int | None = None, tick=None) -> dict:
+def predict(self: Prior, videos, context_frames: int = 8, seed: int = 0, steps: int = DECODING['decode_steps'],
+            temperature: float = DECODING['temperature'], guidance: float = 0.0, labels=None, order: str = DECODING['order'],
+            by_frame: bool = DECODING['by_frame'], later_steps: int | None = DECODING['later_steps'], tick=None) -> dict:
     "The videos continued after their first `context_frames` frames (given as uint8 `(n, T, H, W, 3)`): `videos`, `codes`."
     ft = self.tokenizer.factors[0]
     T = self.info['grid'][0] * ft
@@ -431,7 +435,7 @@ def sample_command(a) -> None:
     _steps(a.decode_steps, 'decode_steps'); _later(a.later_steps, a.by_frame)
     prior = Prior.load(a.prior_run)
     if a.context is None:
-        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, 2.0 if a.guidance is None else a.guidance, order=a.order,
+        r = prior.sample(a.label, a.count, a.seed, a.decode_steps, a.temperature, DECODING['guidance'] if a.guidance is None else a.guidance, order=a.order,
                          by_frame=a.by_frame, later_steps=a.later_steps)
     else:
         r = prior.predict(_context_videos(a.context)[:_count(a.count)], a.context_frames, a.seed, a.decode_steps, a.temperature, a.guidance or 0.0,

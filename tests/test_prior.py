@@ -95,12 +95,12 @@ def test_sampling_is_deterministic_and_writes_videos_and_a_grid(reference, tmp_p
     assert (outs[0] / 'samples.gif').stat().st_size > 1000
     r = run_cli('sample', reference, '--label', 'helical', '--count', '3', '--out', tmp_path / 's2', '--seed', '6', '--decode-steps', '3')
     with np.load(outs[0] / 'samples.npz') as a, np.load(tmp_path / 's2' / 'samples.npz') as c: assert not np.array_equal(a['codes'], c['codes'])
-    for k, extra in ((3, []), (4, []), (6, ['--by-frame']), (7, ['--by-frame'])):     # object first, and frame by frame: deterministic too
+    for k, extra in ((3, ['--no-by-frame']), (4, ['--no-by-frame']), (6, ['--by-frame']), (7, [])):   # whole video, and frame by frame (the default): deterministic too
         r = run_cli('sample', reference, '--label', 'helical', '--count', '3', '--out', tmp_path / f's{k}', '--seed', '5', '--decode-steps', '3',
                     '--order', 'object-first', *extra)
         assert r.returncode == 0, r.stderr[-2000:]
     with np.load(tmp_path / 's3' / 'samples.npz') as o, np.load(tmp_path / 's4' / 'samples.npz') as c:
-        assert np.array_equal(o['codes'], c['codes']) and '"order": "object-first"' in str(o['settings'])
+        assert np.array_equal(o['codes'], c['codes']) and '"order": "object-first"' in str(o['settings']) and '"by_frame": false' in str(o['settings'])
     with np.load(tmp_path / 's6' / 'samples.npz') as f, np.load(tmp_path / 's7' / 'samples.npz') as f2, np.load(tmp_path / 's3' / 'samples.npz') as o:
         assert np.array_equal(f['codes'], f2['codes']) and not np.array_equal(f['codes'], o['codes']) and '"by_frame": true' in str(f['settings'])
     r = run_cli('sample', reference, '--label', 'helical', '--out', tmp_path / 's5', '--order', 'random')
@@ -119,7 +119,7 @@ def test_prediction_keeps_the_context_and_continues_it(reference, tmp_path):
     (['--label', 'linear', '--count', '0'], 'count must be an integer in [1, 4096], got 0'),
     (['--label', 'linear', '--decode-steps', '0'], 'decode_steps must be an integer in [1, 1024], got 0'),
     (['--label', 'linear', '--by-frame', '--later-steps', '0'], 'later_steps must be an integer in [1, 1024], got 0'),
-    (['--label', 'linear', '--later-steps', '2'], 'later_steps applies only to a frame-by-frame decode'),
+    (['--label', 'linear', '--no-by-frame', '--later-steps', '0'], 'later_steps must be an integer in [1, 1024], got 0'),
     (['--context', 'CONTEXT', '--context-frames', '1'], "context_frames must be a multiple of the tokenizer's temporal factor 2"),
 ])
 def test_bad_sampling_input_is_refused_with_exit_2(reference, tmp_path, args, message):
