@@ -695,7 +695,8 @@ class PriorRecipeConfig(Config):
     class_dropout: float = param(0.1, 'share of the examples trained without their class (for classifier-free guidance)', lo=0, hi=1)
     digit_prefix: float = param(0.3, "share of a random mask's tokens that show their first 1 to 4 digits (the decoder draws a "
                                 "token's digits one after another, each given those before it)", lo=0, hi=1)
-    decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation (of their first token frame: they are decoded as `mono3d sample` does)', lo=1, limit=1024)
+    decode_steps: int = param(12, 'decoding steps of the sampled videos shown at each validation (of their first '
+                              'token frame: they are decoded as `mono3d sample` does)', lo=1, limit=1024)
     guidance: float = param(2.0, 'classifier-free guidance of those samples (0: unconditional, 1: conditional)', lo=0, limit=100)
     background: str = param('blank', "the token cache's codes where the object never comes near: 'blank' (a blank video's, predictable) "
                             "or 'encoded' (the encoder's own)", choices=('blank', 'encoded'))

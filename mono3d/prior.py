@@ -96,6 +96,11 @@ def lost(self: TokenLayout, codes: torch.Tensor) -> float:
     off = codes != self.blank
     return float((off & (self.compose(self.extract(codes)) != codes)).sum() / off.sum().clamp(min=1))
 
+@patch
+def first(self: TokenLayout, order: str) -> torch.Tensor | None:
+    "What `decode` fixes last under `order` (in ORDERS): the empty video's codes in this layout for 'object-first', nothing for 'confidence'."
+    return self.extract(self.blank[None])[0] if order == 'object-first' else None
+
 # %% ../nbs/17_prior.ipynb #c012
 PRIOR = JobSpec('prior', 'run.json', 'run_dir', guard=('checkpoints',), private=('checkpoints', 'tb', 'tokens'))
 
@@ -255,9 +260,8 @@ def validate(self: PriorTask, model, tick) -> dict:
     r, p = self.held_out(model, False, tick=tick), self.held_out(model, True, tick=tick)
     tick()
     labels = torch.arange(len(CLASSES)).repeat_interleave(2).to(self.device)
-    first = self.layout.extract(self.layout.blank[None])[0] if DECODING['order'] == 'object-first' else None
     codes = decode(model, labels, self.cfg.recipe.decode_steps, DECODING['temperature'], self.cfg.recipe.guidance, torch.Generator().manual_seed(0),
-                   first=first, by_frame=DECODING['by_frame'], later_steps=DECODING['later_steps'], tick=tick)
+                   first=self.layout.first(DECODING['order']), by_frame=DECODING['by_frame'], later_steps=DECODING['later_steps'], tick=tick)
     videos = self.tokenizer.detokenize(self.layout.compose(codes.cpu())).clamp(0, 1)
     save_video_grid_gif(videos, Path(self.cfg.run_dir) / 'samples.gif', titles=[CLASSES[int(i)] for i in labels])
     return {'loss': r['loss'], 'token_accuracy': r['token_accuracy'], 'predict_loss': p['loss'], 'predict_token_accuracy': p['token_accuracy']}
@@ -386,8 +390,7 @@ def generate(self: Prior, labels: torch.Tensor, steps: int, temperature: float, 
 @patch
 def first(self: Prior, order: str) -> torch.Tensor | None:
     "What `decode` fixes last under `order`: the empty video's codes for 'object-first', nothing for 'confidence'."
-    if _order(order) == 'confidence': return None
-    return self.layout.extract(self.layout.blank[None])[0]
+    return self.layout.first(_order(order))
 
 @patch
 def encode(self: Prior, videos) -> torch.Tensor:
